@@ -1,0 +1,5 @@
+"""RQ cron configuration: ``manage.py rqcron config/cron.py`` runs the reconciler every minute."""
+
+from rq import cron
+
+cron.register("generation.jobs.reconcile", queue_name="default", interval=60)
