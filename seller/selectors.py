@@ -1,11 +1,32 @@
-"""Read-side queries for seller pages. Every query is scoped to the signed-in seller."""
+"""Read-side queries for seller pages. Every query is scoped to the signed-in seller.
+
+A shoot, photo, mask or asset that belongs to another seller is looked up through the seller's
+own shoots, so it is simply not found (404): it looks exactly like one that does not exist.
+"""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 
-from .models import Seller, Shoot
+from generation.models import Asset, GenerationJob, GenerationRun
+
+from .models import MaskVersion, PhotoAnalysis, Seller, Shoot, ShootEvent, ShootPhoto, ShootStatus
+
+S = ShootStatus
+
+#: statuses in which a worker is busy with the shoot: the shoot page polls for progress
+ACTIVE_STATUSES = frozenset({S.UPLOADED, S.ANALYZING, S.GENERATING})
+#: statuses whose generated assets the seller can see
+RESULT_STATUSES = frozenset({S.SELLER_REVIEW, S.QA_REVIEW, S.APPROVED, S.PUBLISHED})
+#: seconds per generated image assumed before any job has finished
+DEFAULT_SECONDS_PER_IMAGE = 30.0
 
 
 def seller_for_user(user) -> Seller | None:
@@ -19,3 +40,263 @@ def shoots_for_seller(seller: Seller) -> QuerySet[Shoot]:
 def shoot_for_seller(seller: Seller, shoot_id: int) -> Shoot:
     """The seller's own shoot or 404: another seller's shoot looks exactly like a missing one."""
     return get_object_or_404(shoots_for_seller(seller), pk=shoot_id)
+
+
+# --- dashboard -----------------------------------------------------------------------------------
+
+
+def dashboard_shoots(
+    seller: Seller, *, query: str = "", status: str = "", category: str = ""
+) -> QuerySet[Shoot]:
+    """The seller's shoots, newest first, filtered, each with the id of its first photo."""
+    first_photo = ShootPhoto.objects.filter(shoot=OuterRef("pk")).order_by("position", "id")
+    shoots = shoots_for_seller(seller).annotate(
+        thumb_photo_id=Subquery(first_photo.values("id")[:1])
+    )
+    if query:
+        shoots = shoots.filter(Q(sku__icontains=query) | Q(title__icontains=query))
+    if status:
+        shoots = shoots.filter(status=status)
+    if category:
+        shoots = shoots.filter(category=category)
+    return shoots.only(
+        "id", "sku", "title", "category", "scene", "status", "status_changed_at", "created_at"
+    ).order_by("-created_at", "-id")
+
+
+def shoot_status_counts(seller: Seller) -> dict[str, int]:
+    """How many of the seller's shoots are in each status (one GROUP BY)."""
+    rows = shoots_for_seller(seller).order_by().values("status").annotate(n=Count("id"))
+    return {row["status"]: row["n"] for row in rows}
+
+
+# --- one shoot -----------------------------------------------------------------------------------
+
+
+def shoot_photos(shoot: Shoot) -> list[ShootPhoto]:
+    return list(shoot.photos.only("id", "shoot_id", "width", "height", "original_name"))
+
+
+def shoot_timeline(shoot: Shoot) -> list[ShootEvent]:
+    return list(shoot.events.select_related("actor").only(
+        "id", "from_status", "to_status", "note", "created_at", "actor__username"
+    ))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Work done out of work to do, for a progress bar."""
+
+    done: int
+    total: int
+    label: str
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.done / self.total) if self.total else 0
+
+
+def analysis_progress(shoot: Shoot) -> Progress:
+    """Photos analysed by the current attempt out of the shoot's photos."""
+    total = shoot.photos.count()
+    done = (
+        PhotoAnalysis.objects.filter(photo__shoot=shoot, attempt=shoot.analysis_attempts)
+        .values("photo_id")
+        .distinct()
+        .count()
+    )
+    done = min(done, total)
+    return Progress(done, total, f"{done} of {total} photo{'s' if total != 1 else ''} analysed")
+
+
+def latest_run(shoot: Shoot) -> GenerationRun | None:
+    return shoot.runs.order_by("-created_at", "-id").first()
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    run: GenerationRun
+    jobs: list[GenerationJob]
+    images: Progress
+    steps: Progress
+
+
+def generation_progress(shoot: Shoot) -> RunProgress | None:
+    """Jobs and denoising steps done in the shoot's latest run."""
+    run = latest_run(shoot)
+    if run is None:
+        return None
+    jobs = list(
+        run.jobs.select_related("face").only(
+            "id", "run_id", "variant", "status", "progress_step", "progress_total", "error",
+            "face__id", "face__code",
+        )
+    )  # fmt: skip
+    finished = sum(1 for job in jobs if job.status not in GenerationJob.ACTIVE_STATUSES)
+    steps_total = sum(max(job.progress_total, 1) for job in jobs)
+    steps_done = sum(
+        max(job.progress_total, 1)
+        if job.status not in GenerationJob.ACTIVE_STATUSES
+        else min(job.progress_step, max(job.progress_total, 1))
+        for job in jobs
+    )
+    total = len(jobs)
+    return RunProgress(
+        run=run,
+        jobs=jobs,
+        images=Progress(finished, total, f"{finished} of {total} image{'s' if total != 1 else ''}"),
+        steps=Progress(steps_done, steps_total, f"{round(100 * steps_done / steps_total)}%"),
+    )
+
+
+# --- mask review ---------------------------------------------------------------------------------
+
+
+def photo_for_seller(seller: Seller, shoot_id: int, photo_id: int) -> ShootPhoto:
+    return get_object_or_404(
+        ShootPhoto.objects.select_related("shoot"),
+        pk=photo_id,
+        shoot_id=shoot_id,
+        shoot__seller=seller,
+    )
+
+
+def mask_for_seller(seller: Seller, shoot_id: int, mask_id: int) -> MaskVersion:
+    return get_object_or_404(
+        MaskVersion.objects.select_related("photo__shoot"),
+        pk=mask_id,
+        photo__shoot_id=shoot_id,
+        photo__shoot__seller=seller,
+    )
+
+
+def analysis_for_seller(seller: Seller, shoot_id: int, analysis_id: int) -> PhotoAnalysis:
+    return get_object_or_404(
+        PhotoAnalysis, pk=analysis_id, photo__shoot_id=shoot_id, photo__shoot__seller=seller
+    )
+
+
+@dataclass
+class PhotoReview:
+    """What the mask review page shows for one photo."""
+
+    photo: ShootPhoto
+    analysis: PhotoAnalysis | None
+    chosen: MaskVersion | None
+    versions: list[MaskVersion]
+
+    @property
+    def has_pose(self) -> bool:
+        return bool(self.analysis and self.analysis.pose_image)
+
+    @property
+    def needs_standard_pose(self) -> bool:
+        return self.analysis is not None and not self.analysis.keypoints
+
+
+def mask_review_photos(shoot: Shoot) -> list[PhotoReview]:
+    """Each photo with its latest analysis and every mask version (chosen one first)."""
+    photos = shoot.photos.prefetch_related(
+        Prefetch("masks", queryset=MaskVersion.objects.order_by("-version")),
+        Prefetch("analyses", queryset=PhotoAnalysis.objects.order_by("-created_at", "-id")),
+    )
+    return [review_for_photo(photo) for photo in photos]
+
+
+def review_for_photo(photo: ShootPhoto) -> PhotoReview:
+    versions = list(photo.masks.all())
+    analyses = list(photo.analyses.all())
+    chosen = next((mask for mask in versions if mask.is_chosen), versions[0] if versions else None)
+    return PhotoReview(
+        photo=photo, analysis=analyses[0] if analyses else None, chosen=chosen, versions=versions
+    )
+
+
+def photo_review(seller: Seller, shoot_id: int, photo_id: int) -> PhotoReview:
+    photo = photo_for_seller(seller, shoot_id, photo_id)
+    photo = (
+        ShootPhoto.objects.select_related("shoot")
+        .prefetch_related(
+            Prefetch("masks", queryset=MaskVersion.objects.order_by("-version")),
+            Prefetch("analyses", queryset=PhotoAnalysis.objects.order_by("-created_at", "-id")),
+        )
+        .get(pk=photo.pk)
+    )
+    return review_for_photo(photo)
+
+
+# --- face selection ------------------------------------------------------------------------------
+
+
+def selectable_faces(filters: dict[str, Any]) -> QuerySet:
+    """Faces a seller may pick (active, consented), filtered by library attributes."""
+    from facelibrary.selectors import gallery_faces
+
+    return gallery_faces(filters=filters)
+
+
+def seconds_per_image(*, sample: int = 50) -> float:
+    """Median seconds per image over the most recent finished jobs (all sellers: timing only)."""
+    recent = list(
+        GenerationJob.objects.filter(
+            status=GenerationJob.Status.SUCCEEDED, seconds_per_image__isnull=False
+        )
+        .order_by("-finished_at")
+        .values_list("seconds_per_image", flat=True)[:sample]
+    )
+    return statistics.median(recent) if recent else DEFAULT_SECONDS_PER_IMAGE
+
+
+def last_run_faces(shoot: Shoot) -> tuple[list[Any], int]:
+    """The faces and the variants per face of the shoot's latest run (for 'regenerate')."""
+    run = latest_run(shoot)
+    if run is None:
+        return [], 1
+    jobs = list(run.jobs.select_related("face").order_by("id"))
+    faces = list({job.face_id: job.face for job in jobs if job.face is not None}.values())
+    per_face: dict[int | None, int] = defaultdict(int)
+    for job in jobs:
+        per_face[job.face_id] += 1
+    return faces, max(per_face.values(), default=1)
+
+
+# --- results -------------------------------------------------------------------------------------
+
+
+def shoot_assets(shoot: Shoot) -> list[Asset]:
+    """Every asset generated for the shoot, grouped by face, newest run first."""
+    return list(
+        Asset.objects.filter(job__run__shoot=shoot)
+        .select_related("job__face", "job__run")
+        .order_by(
+            "job__face__code", "job__face_id", "-job__run__created_at", "job__variant", "kind"
+        )
+    )
+
+
+def asset_for_seller(seller: Seller, shoot_id: int, asset_id: int) -> Asset:
+    return get_object_or_404(
+        Asset.objects.select_related("job__face", "job__run__shoot"),
+        pk=asset_id,
+        job__run__shoot_id=shoot_id,
+        job__run__shoot__seller=seller,
+    )
+
+
+def approved_asset_count(shoot: Shoot) -> int:
+    return Asset.objects.filter(job__run__shoot=shoot, status=Asset.Status.SELLER_APPROVED).count()
+
+
+def qa_scores(assets: Iterable[Asset]) -> dict[int, list[dict[str, Any]]]:
+    """Automatic QA scores per asset id, when the QA app has computed them.
+
+    Each score: ``{"name": str, "value": float, "passed": bool | None}``.
+    """
+    ids = [asset.pk for asset in assets]
+    if not ids:
+        return {}
+    try:
+        from qa.selectors import scores_for_assets
+    except ImportError:  # the QA app has no automatic checks yet
+        return {}
+    return scores_for_assets(asset_ids=ids)

@@ -191,6 +191,13 @@ def shoot_correct_mask(*, shoot: Shoot, actor=None, note: str = "Mask corrected"
 
 
 def shoot_confirm_mask(*, shoot: Shoot, actor=None) -> Shoot:
+    """Every photo needs a chosen mask and a pose (detected or a standard template)."""
+    for photo in shoot.photos.all():
+        if not photo.masks.filter(is_chosen=True).exists():
+            raise TransitionNotAllowed(f"{photo} has no garment mask yet.")
+        latest = photo.analyses.first()
+        if latest is None or not latest.keypoints:
+            raise TransitionNotAllowed(f"{photo} has no pose: choose a standard pose first.")
     return transition(shoot, "confirm_mask", actor=actor, note="Mask confirmed")
 
 
