@@ -123,6 +123,18 @@ INFERENCE_DEVICE = env.str("INFERENCE_DEVICE", default="cpu")
 GENERATION_MODEL_SET = env.str("GENERATION_MODEL_SET", default="tiny-sd15")
 VIDEO_MODEL_SET = env.str("VIDEO_MODEL_SET", default="tiny-svd")
 COMMERCIAL_MODE = env.bool("COMMERCIAL_MODE", default=False)
+# Defaults for every generation job; a run's own settings override them key by key.
+GENERATION_DEFAULTS = {
+    "steps": env.int("GENERATION_STEPS", default=25),
+    "guidance_scale": env.float("GENERATION_GUIDANCE", default=7.0),
+    "max_side": env.int("GENERATION_MAX_SIDE", default=768),
+    "video": env.bool("GENERATION_VIDEO", default=True),
+    "video_model_set": VIDEO_MODEL_SET,
+    "video_frames": env.int("VIDEO_FRAMES", default=14),
+    "video_fps": env.int("VIDEO_FPS", default=7),
+    "video_steps": env.int("VIDEO_STEPS", default=25),
+    "video_max_side": env.int("VIDEO_MAX_SIDE", default=1024),
+}
 SAMPLES_DIR = Path(
     env.str("STUDIO_SAMPLES_DIR", default=str(BASE_DIR.parent / "shared" / "samples"))
 )

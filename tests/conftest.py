@@ -115,3 +115,15 @@ def wait_for(predicate, *, timeout: float = 60, interval: float = 0.1, message: 
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+@pytest.fixture(scope="session")
+def tiny_models() -> Path:
+    """Tiny randomly initialised model sets in the test MODEL_ROOT (built once per session).
+
+    The same folder is in the environment of worker subprocesses (tests/pytest_env.py).
+    """
+    from generation.inference.tiny import make_tiny_models
+
+    make_tiny_models(settings.MODEL_ROOT, sets=("tiny-sd15", "tiny-svd"))
+    return settings.MODEL_ROOT
