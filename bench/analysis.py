@@ -1,6 +1,11 @@
 """Benchmark of the analysis step (pose + garment mask) on the real sample photos.
 
-Usage: .venv/bin/python bench/analysis.py [--samples DIR] [--dump DIR] [--backend auto]
+Usage: .venv/bin/python bench/analysis.py [--samples DIR] [--dump DIR]
+           [--backend auto|segformer|cloth|classical] [--model-root DIR] [--device cpu|cuda]
+
+--backend picks the garment-mask backend (default auto: the best one whose weights are in the
+model root, which is --model-root, else $MODEL_ROOT, else var/models like the Django settings).
+The backend that actually ran is printed, so one table per backend can be compared.
 
 Prints, over samples/persons and samples/parsing: median and p95 time per image for pose and for
 the mask, the pose detection rate, and the garment-mask IoU against the pixel labels of
@@ -17,23 +22,27 @@ layers, which no colour/geometry method can tell apart; their scores are also sh
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
+# Run as a script, bench/ is sys.path[0], and bench/queue.py would shadow the stdlib ``queue``
+# module that torch imports (segformer backend): put the repository root there instead.
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path[0] = str(REPO)
+
+import argparse  # noqa: E402
+import collections  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from generation.inference.errors import NoPoseFoundError  # noqa: E402
 from generation.inference.pose import estimate_pose  # noqa: E402
-from generation.inference.segmentation import segment_garment  # noqa: E402
+from generation.inference.segmentation import available_backends, segment_garment  # noqa: E402
 
 GROUPS = {
     "dress": {"dress", "romper"},
@@ -63,6 +72,11 @@ def default_samples() -> Path:
     return Path(env) if env else REPO.parent / "shared" / "samples"
 
 
+def default_model_root() -> Path:
+    env = os.environ.get("MODEL_ROOT")
+    return Path(env) if env else REPO / "var" / "models"
+
+
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     union = np.logical_or(a, b).sum()
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
@@ -78,7 +92,11 @@ def timed(fn, *args, **kwargs):
     return out, (time.perf_counter() - start) * 1000
 
 
-def analyse(path: Path, category: str, backend: str, timings: dict[str, list[float]]):
+#: backend name -> how many masks it made in this run
+RAN: collections.Counter[str] = collections.Counter()
+
+
+def analyse(path: Path, category: str, args: argparse.Namespace, timings: dict[str, list[float]]):
     image = Image.open(path).convert("RGB")
     try:
         pose, ms = timed(estimate_pose, image)
@@ -88,8 +106,16 @@ def analyse(path: Path, category: str, backend: str, timings: dict[str, list[flo
     if found:
         timings["pose"].append(ms)
     seg, ms = timed(
-        segment_garment, image, category=category, pose=pose, backend=backend, detect_pose=False
+        segment_garment,
+        image,
+        category=category,
+        pose=pose,
+        backend=args.backend,
+        model_root=args.model_root,
+        device=args.device,
+        detect_pose=False,
     )
+    RAN[seg.backend] += 1
     timings["mask"].append(ms)
     if found:
         timings["total"].append(timings["pose"][-1] + ms)
@@ -112,7 +138,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=Path, default=default_samples())
     parser.add_argument("--dump", type=Path, default=None)
-    parser.add_argument("--backend", default="auto")
+    parser.add_argument(
+        "--backend", default="auto", help="auto (default), segformer, cloth or classical"
+    )
+    parser.add_argument("--model-root", type=Path, default=default_model_root())
+    parser.add_argument("--device", default="cpu", help="segformer only: cpu, cuda, auto")
     args = parser.parse_args()
     samples: Path = args.samples
     if not samples.is_dir():
@@ -122,7 +152,20 @@ def main() -> None:
 
     # warm up: model loading is a one-off per worker process, not per photo
     warm = Image.new("RGB", (256, 384), (200, 200, 200))
-    segment_garment(warm, category="dress", backend=args.backend)
+    warm_seg, load_ms = timed(
+        segment_garment,
+        warm,
+        category="dress",
+        backend=args.backend,
+        model_root=args.model_root,
+        device=args.device,
+    )
+    print(
+        f"mask backend: {warm_seg.backend} (requested {args.backend}; installed "
+        f"{', '.join(available_backends(args.model_root))} under {args.model_root}; "
+        f"device {args.device}; first call incl. loading {load_ms:.0f} ms)"
+    )
+    print()
 
     timings: dict[str, list[float]] = {"pose": [], "mask": [], "total": []}
     persons = sorted((samples / "persons").glob("*.jpg"))
@@ -130,7 +173,7 @@ def main() -> None:
     print(f"{'photo':<22} {'pose':>5} {'cat':<7} {'mask ms':>8}  flags")
     for path in persons:
         category = PERSON_CATEGORY.get(path.stem, "top")
-        image, _, seg, found = analyse(path, category, args.backend, timings)
+        image, _, seg, found = analyse(path, category, args, timings)
         found_count += found
         print(
             f"{path.stem:<22} {'yes' if found else 'no':>5} {category:<7} "
@@ -150,7 +193,7 @@ def main() -> None:
         labels = np.asarray(Image.open(samples / "parsing" / "labels" / f"{key}.png"))
         first = True
         for category in categories:
-            image, _, seg, found = analyse(path, category, args.backend, timings)
+            image, _, seg, found = analyse(path, category, args, timings)
             if first:
                 parsing_found += found
             elif found:
@@ -175,6 +218,8 @@ def main() -> None:
 
     total_photos = len(persons) + len(meta["categories"])
     print()
+    ran = ", ".join(f"{name} x{count}" for name, count in RAN.most_common())
+    print(f"masks made by: {ran}")
     for key, category, score, layered in rows:
         print(f"parsing {key} {category:<7} IoU {score:.3f}{'  layered' if layered else ''}")
     print()
