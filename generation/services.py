@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings as django_settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from config.queues import GPU, enqueue_on_commit
@@ -171,7 +172,8 @@ def generation_job_succeed(
         model_hashes=outcome.model_hashes,
         prompt=outcome.prompt,
         negative_prompt=outcome.negative_prompt,
-        progress_step=job.progress_total or job.progress_step,
+        # From the row, not this instance: progress was written by the job while it ran.
+        progress_step=F("progress_total"),
         error="",
         error_code="",
     )

@@ -21,12 +21,26 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         from generation.inference.registry import CATALOGUE
 
-        parser.add_argument("set", choices=sorted(CATALOGUE))
+        parser.add_argument(
+            "set", help=f"one of: {', '.join(sorted(CATALOGUE))}, or an installed set"
+        )
         parser.add_argument("--optional", action="store_true", help="Also fetch optional parts.")
+        parser.add_argument(
+            "--verify-only",
+            action="store_true",
+            help="Download nothing; re-hash every installed file against the manifest.",
+        )
 
-    def handle(self, *args, set: str, optional: bool, **options) -> None:
-        from generation.inference.registry import download_model_set
+    def handle(self, *args, set: str, optional: bool, verify_only: bool, **options) -> None:
+        from generation.inference.registry import ModelRegistry, download_model_set
 
+        if verify_only:
+            try:
+                model_set = ModelRegistry(settings.MODEL_ROOT).verify_model_set(set, full_hash=True)
+            except InferenceError as exc:
+                raise CommandError(str(exc)) from exc
+            self.stdout.write(self.style.SUCCESS(f"{set}: {len(model_set.files)} files match"))
+            return
         try:
             model_set = download_model_set(
                 set,
