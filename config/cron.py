@@ -4,3 +4,4 @@ from rq import cron
 
 cron.register("generation.jobs.reconcile", queue_name="default", interval=60)
 cron.register("facelibrary.jobs.retire_expired_consents", queue_name="default", interval=3600)
+cron.register("catalog.jobs.sweep_webhooks", queue_name="default", interval=60)

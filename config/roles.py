@@ -16,6 +16,9 @@ GROUP_PERMISSIONS: dict[str, list[str]] = {
         "qa.view_qareview",
         "qa.change_qareview",
         "qa.decide_qa",
+        "qa.view_assetcheck",
+        "qa.view_qasubmission",
+        "qa.view_assetrating",
     ],
     FACE_CURATORS: [
         "facelibrary.view_face",

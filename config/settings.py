@@ -56,6 +56,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.middleware.DropMalformedSessionCookie",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -97,6 +98,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # libpq waits for a server that accepts TCP but never answers (hung host, packets dropped
+    # in a failover) for as long as psycopg lets it (130 s), past gunicorn's worker timeout.
+    # Fail the connect fast instead: the request errors cleanly and /healthz reports it.
+    # A connect_timeout in DATABASE_URL's query string wins.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- queues ----------------------------------------------------------------------------------
@@ -123,6 +131,9 @@ INFERENCE_DEVICE = env.str("INFERENCE_DEVICE", default="cpu")
 GENERATION_MODEL_SET = env.str("GENERATION_MODEL_SET", default="tiny-sd15")
 VIDEO_MODEL_SET = env.str("VIDEO_MODEL_SET", default="tiny-svd")
 COMMERCIAL_MODE = env.bool("COMMERCIAL_MODE", default=False)
+# Shown with the time estimate on the face selection page (0: show time only).
+GPU_COST_PER_HOUR = env.float("GPU_COST_PER_HOUR", default=0.0)
+GPU_COST_CURRENCY = env.str("GPU_COST_CURRENCY", default="USD")
 # Defaults for every generation job; a run's own settings override them key by key.
 GENERATION_DEFAULTS = {
     "steps": env.int("GENERATION_STEPS", default=25),
@@ -188,6 +199,8 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "seller:dashboard"
 LOGOUT_REDIRECT_URL = "login"
 SIGNUP_ENABLED = env.bool("SIGNUP_ENABLED", default=False)
+# Sessions are read on every page: keep them in the cache, backed by the database.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
@@ -202,6 +215,22 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
+# --- rate limits (config/ratelimit.py) -------------------------------------------------------
+# name -> (limit, window in seconds), counted in the default cache (Redis in production). Reaching
+# a limit blocks for one full window from then on. Behind a reverse proxy, set
+# RATE_LIMIT_TRUSTED_PROXIES to the number of proxies that append to X-Forwarded-For, or every
+# client shares the proxy's address (and its sign-in failure budget).
+_LOGIN_WINDOW = env.int("LOGIN_LOCKOUT_SECONDS", default=15 * 60)
+RATE_LIMITS = {
+    # failed sign-ins (seller and admin sign-in alike) per username, and per client address
+    "login_username": (env.int("LOGIN_FAILURES_PER_USERNAME", default=5), _LOGIN_WINDOW),
+    "login_ip": (env.int("LOGIN_FAILURES_PER_IP", default=20), _LOGIN_WINDOW),
+    # per seller: shoots created, and new-shoot POSTs of any outcome (each decodes up to 8 photos)
+    "shoot_create": (env.int("SHOOTS_PER_HOUR", default=30), 3600),
+    "shoot_upload": (env.int("SHOOT_UPLOADS_PER_HOUR", default=120), 3600),
+}
+RATE_LIMIT_TRUSTED_PROXIES = env.int("RATE_LIMIT_TRUSTED_PROXIES", default=0)
+
 # --- caches ----------------------------------------------------------------------------------
 CACHES = {
     "default": (
@@ -213,16 +242,34 @@ CACHES = {
 
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Not DRF's default (session + HTTP Basic): Basic auth on a view that relies on the default
+    # (the schema and docs views) checks passwords with no lockout, beside the rate-limited
+    # sign-in. The catalog views name their own (bearer token, staff session).
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
+    # catalog API (catalog.auth): per-client fixed windows, per-address for signed file links
+    "DEFAULT_THROTTLE_RATES": {
+        "catalog_client": env.str("CATALOG_API_RATE", default="6000/m"),
+        "catalog_files": env.str("CATALOG_FILES_RATE", default="600/m"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Studio catalog API",
     "DESCRIPTION": "Approved model photos and videos for the marketplace catalog.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # staff browsing with their admin session is a convenience, not part of the client contract
+    "AUTHENTICATION_WHITELIST": ["catalog.auth.ClientTokenAuthentication"],
 }
+# --- webhooks (catalog.webhooks) -------------------------------------------------------------
+WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=10.0)
+WEBHOOK_BACKOFF_BASE = env.float("WEBHOOK_BACKOFF_BASE", default=30.0)  # seconds, doubles
+WEBHOOK_BACKOFF_MAX = env.float("WEBHOOK_BACKOFF_MAX", default=6 * 3600.0)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=15)  # ~3 days, then "failed"
+WEBHOOK_LEASE_SECONDS = env.int("WEBHOOK_LEASE_SECONDS", default=120)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

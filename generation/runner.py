@@ -19,7 +19,15 @@ from generation.inference.diffusion import GenerationRequest, GenerationResult, 
 from generation.inference.errors import GenerationCancelled, InferenceError, ModelMissingError
 from generation.inference.registry import ModelRegistry
 from generation.inference.video import generate_video, video_dimensions
-from seller.imagefiles import delete_quietly, open_mask, open_rgb, png_bytes, sha256, store
+from seller.imagefiles import (
+    StorageWriteError,
+    delete_quietly,
+    open_mask,
+    open_rgb,
+    png_bytes,
+    sha256,
+    store,
+)
 
 from .models import Asset, GenerationJob
 from .services import (
@@ -32,6 +40,11 @@ from .services import (
 )
 
 log = logging.getLogger(__name__)
+
+STORAGE_FAILED = (
+    "The generated image could not be saved (storage full or unavailable). "
+    "Nothing was kept; retry the generation later."
+)
 
 #: request fields a run's settings may override (anything else in settings is ignored)
 TUNABLE = (
@@ -70,7 +83,7 @@ def build_request(job: GenerationJob, options: dict[str, Any]) -> GenerationRequ
         garment_mask=open_mask(mask.mask),
         control_image=open_rgb(analysis.pose_image),
         category=shoot.category,
-        scene=shoot.scene,
+        scene=options.get("scene") or shoot.scene,
         face_attributes=identity.attributes,
         garment_description=shoot.title,
         seed=job.seed,
@@ -149,6 +162,12 @@ def run_generation_job(*, job_id: int, attempt: int) -> None:
     except InferenceError as exc:
         delete_quietly(written)
         generation_job_fail(job=job, code=exc.code, message=str(exc))
+    except StorageWriteError:
+        # Disk full or storage down: say so (not "unexpected"); nothing was kept, and retrying
+        # the generation works once there is room again.
+        log.exception("generation job %s could not store its result", job.pk)
+        delete_quietly(written)
+        generation_job_fail(job=job, code="storage", message=STORAGE_FAILED)
     except Exception as exc:
         delete_quietly(written)
         generation_job_fail(

@@ -180,7 +180,7 @@ def generation_job_succeed(
     if not done:
         log.info("generation job %s was cancelled or superseded; result dropped", job.pk)
         return False
-    for stored in assets:
+    created = [
         Asset.objects.create(
             job=job,
             kind=stored.kind,
@@ -190,6 +190,12 @@ def generation_job_succeed(
             height=stored.height,
             checksum=stored.checksum,
         )
+        for stored in assets
+    ]
+    # Automatic QA scores are ready by the time the seller looks (default queue, after commit).
+    from qa.services import schedule_asset_checks
+
+    schedule_asset_checks(asset_ids=[asset.pk for asset in created])
     _complete_run_if_done(job.run_id)
     return True
 

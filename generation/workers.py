@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 
+from django.db import close_old_connections
 from rq.utils import now
 from rq.worker import SimpleWorker
 
@@ -25,6 +26,11 @@ MODEL_STATS_KEY = "studio:worker-models:{name}"
 
 class ModelKeepingWorker(SimpleWorker):
     def execute_job(self, job, queue):
+        # What Django does around every request: a long-lived worker otherwise keeps using the
+        # connection it opened for its first job, and after a PostgreSQL restart every later
+        # job fails on that dead connection. This drops connections that errored or outlived
+        # CONN_MAX_AGE, and re-arms CONN_HEALTH_CHECKS so the job's first query checks it.
+        close_old_connections()
         stop = threading.Event()
         beat = threading.Thread(target=self._keep_beating, args=(job, stop), daemon=True)
         beat.start()
@@ -33,6 +39,7 @@ class ModelKeepingWorker(SimpleWorker):
         finally:
             stop.set()
             beat.join(timeout=5)
+            close_old_connections()
             self.publish_model_stats()
 
     def _keep_beating(self, job, stop: threading.Event) -> None:

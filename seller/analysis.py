@@ -19,13 +19,17 @@ from generation.inference.errors import InferenceError, NoPoseFoundError
 from generation.inference.pose import PoseResult, estimate_pose, render_openpose, standard_pose
 from generation.inference.segmentation import MaskHints, SegmentationResult, segment_garment
 
-from .imagefiles import delete_quietly, open_rgb, png_bytes, store
+from .imagefiles import StorageWriteError, delete_quietly, open_rgb, png_bytes, store
 from .models import MaskVersion, PhotoAnalysis, Shoot, ShootPhoto, ShootStatus
 from .services import TransitionConflict, shoot_fail_analysis, shoot_finish_analysis
 
 log = logging.getLogger(__name__)
 
 NO_POSE_FLAG = "No body pose found in this photo: choose a standard pose to continue."
+STORAGE_FAILED = (
+    "The analysis results could not be saved (storage full or unavailable). "
+    "Nothing was kept; retry the analysis later."
+)
 
 
 @dataclass
@@ -74,15 +78,19 @@ def analyze_photo(
 
 
 def store_result_files(result: PhotoResult, size: tuple[int, int]) -> dict[str, str]:
-    files = {
-        "mask": store("masks", png_bytes(result.segmentation.mask), "png"),
-        "feathered": store("masks", png_bytes(result.segmentation.feathered), "png"),
-        "person_mask": store("analysis", png_bytes(result.segmentation.person_mask), "png"),
-    }
-    if result.pose is not None:
-        files["pose_image"] = store(
-            "analysis", png_bytes(render_openpose(result.pose, size)), "png"
-        )
+    files: dict[str, str] = {}
+    try:
+        files["mask"] = store("masks", png_bytes(result.segmentation.mask), "png")
+        files["feathered"] = store("masks", png_bytes(result.segmentation.feathered), "png")
+        files["person_mask"] = store("analysis", png_bytes(result.segmentation.person_mask), "png")
+        if result.pose is not None:
+            files["pose_image"] = store(
+                "analysis", png_bytes(render_openpose(result.pose, size)), "png"
+            )
+    except BaseException:
+        # The caller only learns the names once all are stored: remove the ones already written.
+        delete_quietly(list(files.values()))
+        raise
     return files
 
 
@@ -158,6 +166,14 @@ def run_analysis(*, shoot_id: int, attempt: int) -> None:
     except InferenceError as exc:
         _discard(results)
         _fail(shoot, str(exc), attempt)
+    except StorageWriteError:
+        # Disk full or storage down: an operational failure with a message the seller can act
+        # on, not a crash; nothing was kept, and a retry works once there is room again.
+        log.exception(
+            "analysis of shoot %s attempt %s could not store its results", shoot_id, attempt
+        )
+        _discard(results)
+        _fail(shoot, STORAGE_FAILED, attempt)
     except Exception as exc:
         _discard(results)
         _fail(shoot, f"Analysis failed unexpectedly ({type(exc).__name__}). Please retry.", attempt)

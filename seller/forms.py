@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from django import forms
@@ -84,8 +85,10 @@ def file_error(upload: UploadedFile) -> str:
     if upload.size == 0:
         return f"{name}: the file is empty."
     if upload.size > limit:
+        # rounded up: a file just over the limit must not read as "25.0 MB; the limit is 25 MB"
+        size_mb = math.ceil(upload.size * 10 / 2**20) / 10
         return (
-            f"{name}: the file is {upload.size / 2**20:.1f} MB; the limit is "
+            f"{name}: the file is {size_mb:.1f} MB; the limit is "
             f"{limit / 2**20:.0f} MB. Please upload a smaller photo."
         )
     upload.seek(0)
@@ -113,6 +116,12 @@ class NewShootForm(forms.Form):
         ),
     )
 
+    max_photos = MAX_PHOTOS_PER_SHOOT
+
+    @property
+    def max_bytes(self) -> int:
+        return settings.UPLOAD_MAX_BYTES
+
     def clean_sku(self) -> str:
         return self.cleaned_data["sku"].strip()
 
@@ -122,37 +131,18 @@ class NewShootForm(forms.Form):
 
 # --- mask review ---------------------------------------------------------------------------------
 
-Stroke = list[list[float]]
 
-
-def _parse_strokes(raw: str, *, width: int, height: int) -> list[Stroke]:
-    """Polylines of [x, y] in working-image pixels, clamped to the image."""
+def _decode_strokes(raw: str) -> list:
+    """The JSON list of polylines sent by the page; the service checks each point."""
     if not raw:
         return []
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise forms.ValidationError("The brush strokes could not be read.") from exc
-    if not isinstance(data, list) or len(data) > 200:
+    if not isinstance(data, list):
         raise forms.ValidationError("The brush strokes could not be read.")
-    strokes: list[Stroke] = []
-    for line in data:
-        if not isinstance(line, list) or not 1 <= len(line) <= 5000:
-            raise forms.ValidationError("The brush strokes could not be read.")
-        points = []
-        for point in line:
-            if (
-                not isinstance(point, list | tuple)
-                or len(point) != 2
-                or not all(isinstance(v, int | float) for v in point)
-            ):
-                raise forms.ValidationError("The brush strokes could not be read.")
-            x, y = point
-            points.append(
-                [min(max(float(x), 0.0), width - 1.0), min(max(float(y), 0.0), height - 1.0)]
-            )
-        strokes.append(points)
-    return strokes
+    return data
 
 
 class MaskCorrectionForm(forms.Form):
@@ -160,25 +150,17 @@ class MaskCorrectionForm(forms.Form):
     exclude_strokes = forms.CharField(required=False, widget=forms.HiddenInput)
     brush_radius = forms.IntegerField(label="Brush size", min_value=1, max_value=200, initial=12)
 
-    def __init__(self, *args: Any, width: int, height: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.image_size = (width, height)
+    def clean_include_strokes(self) -> list:
+        return _decode_strokes(self.cleaned_data["include_strokes"])
+
+    def clean_exclude_strokes(self) -> list:
+        return _decode_strokes(self.cleaned_data["exclude_strokes"])
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        width, height = self.image_size
-        try:
-            data["include"] = _parse_strokes(
-                data.get("include_strokes", ""), width=width, height=height
-            )
-            data["exclude"] = _parse_strokes(
-                data.get("exclude_strokes", ""), width=width, height=height
-            )
-        except forms.ValidationError as exc:
-            raise forms.ValidationError(exc.messages) from exc
-        if not data["include"] and not data["exclude"]:
+        if not self.errors and not data["include_strokes"] and not data["exclude_strokes"]:
             raise forms.ValidationError(
-                "Paint at least one stroke: green to keep, red to remove.", code="no_strokes"
+                "Paint at least one stroke: Keep (green) or Remove (red).", code="no_strokes"
             )
         return data
 

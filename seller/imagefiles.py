@@ -39,9 +39,31 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+class StorageWriteError(OSError):
+    """A file could not be written (disk full, storage unavailable). Nothing of it was kept.
+
+    ``str()`` is the message for the seller; the technical cause is chained (``__cause__``).
+    """
+
+    SELLER_MESSAGE = (
+        "The result could not be saved right now (storage full or unavailable). "
+        "Nothing was kept; please try again later."
+    )
+
+
 def store(prefix: str, data: bytes, extension: str) -> str:
-    """Write bytes under a random name (never a user-supplied one) and return the storage name."""
-    return default_storage.save(f"{prefix}/{uuid.uuid4().hex}.{extension}", ContentFile(data))
+    """Write bytes under a random name (never a user-supplied one) and return the storage name.
+
+    A failed write leaves nothing behind: Django's FileSystemStorage keeps the partial file when
+    the disk fills up mid-write (ENOSPC), and the caller never learns its name to delete it. The
+    name is a fresh uuid, so removing it here can only remove our own partial write.
+    """
+    name = f"{prefix}/{uuid.uuid4().hex}.{extension}"
+    try:
+        return default_storage.save(name, ContentFile(data))
+    except Exception as exc:
+        delete_quietly([name])
+        raise StorageWriteError(StorageWriteError.SELLER_MESSAGE) from exc
 
 
 def delete_quietly(names: list[str]) -> None:

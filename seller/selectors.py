@@ -12,10 +12,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.cache import cache
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 
+from facelibrary.selectors import gallery_faces
 from generation.models import Asset, GenerationJob, GenerationRun
+from qa.models import AssetCheck
 
 from .models import MaskVersion, PhotoAnalysis, Seller, Shoot, ShootEvent, ShootPhoto, ShootStatus
 
@@ -78,9 +81,12 @@ def shoot_photos(shoot: Shoot) -> list[ShootPhoto]:
 
 
 def shoot_timeline(shoot: Shoot) -> list[ShootEvent]:
-    return list(shoot.events.select_related("actor").only(
-        "id", "from_status", "to_status", "note", "created_at", "actor__username"
-    ))  # fmt: skip
+    return list(
+        ShootEvent.objects.filter(shoot=shoot)
+        .select_related("actor")
+        .only("id", "shoot_id", "from_status", "to_status", "note", "created_at", "actor__username")
+        .order_by("created_at", "id")
+    )
 
 
 @dataclass(frozen=True)
@@ -193,6 +199,15 @@ class PhotoReview:
     def needs_standard_pose(self) -> bool:
         return self.analysis is not None and not self.analysis.keypoints
 
+    @property
+    def brush_max(self) -> int:
+        """Largest brush radius offered, in working-image pixels (the service takes <= 200)."""
+        return min(200, max(8, max(self.photo.width, self.photo.height) // 8))
+
+    @property
+    def brush_default(self) -> int:
+        return max(3, max(self.photo.width, self.photo.height) // 60)
+
 
 def mask_review_photos(shoot: Shoot) -> list[PhotoReview]:
     """Each photo with its latest analysis and every mask version (chosen one first)."""
@@ -230,13 +245,35 @@ def photo_review(seller: Seller, shoot_id: int, photo_id: int) -> PhotoReview:
 
 def selectable_faces(filters: dict[str, Any]) -> QuerySet:
     """Faces a seller may pick (active, consented), filtered by library attributes."""
-    from facelibrary.selectors import gallery_faces
-
     return gallery_faces(filters=filters)
 
 
-def seconds_per_image(*, sample: int = 50) -> float:
-    """Median seconds per image over the most recent finished jobs (all sellers: timing only)."""
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per generated image: the median of recent jobs, or a first guess."""
+
+    seconds: float
+    samples: int
+
+
+TIMING_CACHE_KEY = "seller:seconds-per-image"
+TIMING_CACHE_SECONDS = 60
+
+
+def seconds_per_image(*, sample: int = 50) -> Timing:
+    """Median seconds per image over the most recent finished jobs (all sellers: timing only).
+
+    Cached for a minute: every face page and status poll shows it, and it moves slowly.
+    """
+    cached = cache.get(TIMING_CACHE_KEY)
+    if cached is not None:
+        return Timing(*cached)
+    timing = _measured_seconds_per_image(sample)
+    cache.set(TIMING_CACHE_KEY, (timing.seconds, timing.samples), TIMING_CACHE_SECONDS)
+    return timing
+
+
+def _measured_seconds_per_image(sample: int) -> Timing:
     recent = list(
         GenerationJob.objects.filter(
             status=GenerationJob.Status.SUCCEEDED, seconds_per_image__isnull=False
@@ -244,7 +281,9 @@ def seconds_per_image(*, sample: int = 50) -> float:
         .order_by("-finished_at")
         .values_list("seconds_per_image", flat=True)[:sample]
     )
-    return statistics.median(recent) if recent else DEFAULT_SECONDS_PER_IMAGE
+    if not recent:
+        return Timing(DEFAULT_SECONDS_PER_IMAGE, 0)
+    return Timing(statistics.median(recent), len(recent))
 
 
 def last_run_faces(shoot: Shoot) -> tuple[list[Any], int]:
@@ -267,7 +306,7 @@ def shoot_assets(shoot: Shoot) -> list[Asset]:
     """Every asset generated for the shoot, grouped by face, newest run first."""
     return list(
         Asset.objects.filter(job__run__shoot=shoot)
-        .select_related("job__face", "job__run")
+        .select_related("job__face", "job__run", "qa_review")
         .order_by(
             "job__face__code", "job__face_id", "-job__run__created_at", "job__variant", "kind"
         )
@@ -276,27 +315,27 @@ def shoot_assets(shoot: Shoot) -> list[Asset]:
 
 def asset_for_seller(seller: Seller, shoot_id: int, asset_id: int) -> Asset:
     return get_object_or_404(
-        Asset.objects.select_related("job__face", "job__run__shoot"),
+        Asset.objects.select_related("job__face", "job__run__shoot", "qa_review"),
         pk=asset_id,
         job__run__shoot_id=shoot_id,
         job__run__shoot__seller=seller,
     )
 
 
-def approved_asset_count(shoot: Shoot) -> int:
-    return Asset.objects.filter(job__run__shoot=shoot, status=Asset.Status.SELLER_APPROVED).count()
+def asset_counts(shoot: Shoot) -> dict[str, int]:
+    """Approved (by the seller), still to review, and all assets of the shoot (one query)."""
+    return Asset.objects.filter(job__run__shoot=shoot).aggregate(
+        approved=Count("id", filter=Q(status=Asset.Status.SELLER_APPROVED)),
+        pending=Count("id", filter=Q(status=Asset.Status.GENERATED)),
+        total=Count("id"),
+    )
 
 
-def qa_scores(assets: Iterable[Asset]) -> dict[int, list[dict[str, Any]]]:
-    """Automatic QA scores per asset id, when the QA app has computed them.
-
-    Each score: ``{"name": str, "value": float, "passed": bool | None}``.
-    """
+def qa_scores(assets: Iterable[Asset]) -> dict[int, list[AssetCheck]]:
+    """The automatic QA checks of each asset (by asset id), when they have run."""
     ids = [asset.pk for asset in assets]
-    if not ids:
-        return {}
-    try:
-        from qa.selectors import scores_for_assets
-    except ImportError:  # the QA app has no automatic checks yet
-        return {}
-    return scores_for_assets(asset_ids=ids)
+    scores: dict[int, list[AssetCheck]] = defaultdict(list)
+    if ids:
+        for check in AssetCheck.objects.filter(asset_id__in=ids).order_by("asset_id", "name"):
+            scores[check.asset_id].append(check)
+    return dict(scores)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
 from django.db import transaction
 from django.utils.text import get_valid_filename
 
@@ -50,7 +51,10 @@ class PreparedPhoto:
 def safe_display_name(name: str) -> str:
     """A harmless display name: no directories, no control characters, bounded length."""
     base = os.path.basename((name or "").replace("\\", "/"))
-    cleaned = get_valid_filename(base) if base.strip(". ") else ""
+    try:
+        cleaned = get_valid_filename(base) if base.strip(". ") else ""
+    except SuspiciousFileOperation:  # nothing usable left (e.g. "👗", "%%%"): not a 400
+        cleaned = ""
     return (cleaned or "photo")[:120]
 
 
@@ -84,10 +88,14 @@ def prepare_photos(files: Sequence) -> list[PreparedPhoto]:
     return prepared
 
 
-def _store_photo(photo: PreparedPhoto) -> tuple[str, str]:
+def _store_photo(photo: PreparedPhoto, written: list[str]) -> tuple[str, str]:
+    """Store both files, adding each name to ``written`` as soon as it exists, so a failure on
+    the second file still lets the caller delete the first."""
     extension = ALLOWED_EXTENSIONS[photo.intake.original_format.lower()]
     original = store("originals", photo.original_bytes, extension)
+    written.append(original)
     working = store("photos", photo.working_png, "png")
+    written.append(working)
     return original, working
 
 
@@ -107,9 +115,7 @@ def shoot_create(
     try:
         stored = []
         for photo in prepared:
-            names = _store_photo(photo)
-            written.extend(names)
-            stored.append(names)
+            stored.append(_store_photo(photo, written))
         with transaction.atomic():
             shoot = Shoot.objects.create(
                 seller=seller, sku=sku, title=title, category=category, scene=scene

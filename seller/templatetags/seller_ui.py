@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from django import template
+from django.core.exceptions import FieldDoesNotExist
+from django.utils.html import format_html
 
 from generation.models import Asset
 from seller.models import ShootStatus
@@ -72,14 +75,19 @@ def shoot_steps(status: str) -> list[Step]:
     return steps
 
 
-@register.inclusion_tag("seller/_chip.html")
-def status_chip(status: str) -> dict[str, str]:
-    return {"tone": STATUS_TONE.get(status, "neutral"), "label": S(status).label}
+def _chip(tone: str, label: str) -> str:
+    # A plain function rather than an inclusion template: dashboards render dozens of chips.
+    return format_html('<span class="chip chip--{}">{}</span>', tone, label)
 
 
-@register.inclusion_tag("seller/_chip.html")
-def asset_chip(status: str) -> dict[str, str]:
-    return {"tone": ASSET_TONE.get(status, "neutral"), "label": Asset.Status(status).label}
+@register.simple_tag
+def status_chip(status: str) -> str:
+    return _chip(STATUS_TONE.get(status, "neutral"), S(status).label)
+
+
+@register.simple_tag
+def asset_chip(status: str) -> str:
+    return _chip(ASSET_TONE.get(status, "neutral"), Asset.Status(status).label)
 
 
 @register.filter
@@ -99,3 +107,69 @@ def duration(seconds: float | int | None) -> str:
 @register.filter
 def percent(value: float | None) -> str:
     return "" if value is None else f"{round(100 * float(value))}%"
+
+
+@register.simple_tag
+def signup_enabled() -> bool:
+    from django.conf import settings
+
+    return bool(settings.SIGNUP_ENABLED)
+
+
+@register.filter
+def get_item(mapping: dict, key):
+    return mapping.get(key) if mapping else None
+
+
+@dataclass(frozen=True)
+class Tab:
+    key: str
+    label: str
+    url: str
+    enabled: bool
+
+
+def _step_index(status: str) -> int:
+    return next(i for i, (_, statuses) in enumerate(STEPS) if status in statuses)
+
+
+@register.simple_tag
+def shoot_tabs(shoot) -> list[Tab]:
+    """Overview, mask, faces and results tabs; a tab opens once the shoot got that far."""
+    from django.urls import reverse
+
+    index = _step_index(shoot.status)
+    return [
+        Tab("overview", "Overview", reverse("seller:shoot", args=[shoot.pk]), True),
+        Tab("mask", "Mask", reverse("seller:mask_review", args=[shoot.pk]), index >= 2),
+        Tab("faces", "Faces", reverse("seller:faces", args=[shoot.pk]), index >= 3),
+        Tab("results", "Results", reverse("seller:results", args=[shoot.pk]), index >= 4),
+    ]
+
+
+@functools.cache
+def _face_labels() -> dict[str, dict]:
+    """value -> label for each face attribute with choices (built once per process)."""
+    from facelibrary.models import Face
+    from seller.forms import FACE_FILTERS
+
+    labels = {}
+    for name in FACE_FILTERS:
+        try:
+            field = Face._meta.get_field(name)
+        except FieldDoesNotExist:
+            continue
+        labels[name] = {value: str(label) for value, label in field.flatchoices}
+    return labels
+
+
+@register.simple_tag
+def face_tags(face) -> list[str]:
+    """Readable values of the face's library attributes (regions as their names)."""
+    tags = []
+    for name, labels in _face_labels().items():
+        value = getattr(face, name, None)
+        if value not in (None, ""):
+            tags.append(labels.get(value, str(value)))
+    tags.extend(getattr(face, "region", None) or [])
+    return tags
