@@ -124,3 +124,68 @@ def test_cancelled_queued_job_ends_cancelled_and_the_run_settles(
     shoot.refresh_from_db()
     assert job.status == GenerationJob.Status.CANCELLED
     assert shoot.status == ShootStatus.GENERATION_FAILED
+
+
+def _single_job_shoot(samples_dir, settings, **run_settings):
+    shoot = confirmed_shoot(samples_dir, settings)
+    settings.QUEUE_MODE = "sync"
+    shoot_start_generation(
+        shoot=shoot, faces=[FaceFactory()], run_settings={**FAST, **run_settings}
+    )
+    shoot.refresh_from_db()
+    return shoot, GenerationJob.objects.get(run__shoot=shoot)
+
+
+def test_corrupt_weight_file_fails_the_job_with_a_checksum_message(
+    samples_dir, settings, tiny_models
+):
+    import shutil
+
+    corrupt = tiny_models / "tiny-sd15-corrupt"
+    if not corrupt.exists():
+        shutil.copytree(tiny_models / "tiny-sd15", corrupt)
+        weights = next(corrupt.glob("unet/*.safetensors"))
+        data = bytearray(weights.read_bytes())
+        data[-100:] = bytes(100)  # flip the tail: same size, different content
+        weights.write_bytes(bytes(data))
+    shoot, job = _single_job_shoot(samples_dir, settings, model_set="tiny-sd15-corrupt")
+    assert job.status == GenerationJob.Status.FAILED and job.error_code == "model_checksum"
+    assert "unet" in job.error
+    assert shoot.status == ShootStatus.GENERATION_FAILED
+
+
+def test_out_of_memory_fails_the_job_with_advice(samples_dir, settings, tiny_models, monkeypatch):
+    from generation.inference.errors import OutOfMemoryError
+
+    def oom(*args, **kwargs):
+        raise OutOfMemoryError("The GPU ran out of memory at 1024x1536; retry at a smaller size.")
+
+    monkeypatch.setattr("generation.runner.generate", oom)
+    shoot, job = _single_job_shoot(samples_dir, settings)
+    assert job.status == GenerationJob.Status.FAILED and job.error_code == "out_of_memory"
+    assert "smaller size" in job.error and shoot.status == ShootStatus.GENERATION_FAILED
+    monkeypatch.undo()
+    shoot_retry_generation(shoot=shoot)
+    shoot.refresh_from_db()
+    assert shoot.status == ShootStatus.SELLER_REVIEW
+
+
+def test_cancelling_a_running_job_stops_between_steps(
+    samples_dir, settings, tiny_models, monkeypatch
+):
+    """The seller cancels while step 1 is done: the real pipeline stops, nothing is stored."""
+    from generation import runner, services
+
+    real_progress = services.generation_job_progress
+
+    def cancel_after_first_step(*, job_id, step, total):
+        if step == 1:
+            GenerationJob.objects.filter(pk=job_id).update(cancel_requested=True)
+        return real_progress(job_id=job_id, step=step, total=total)
+
+    monkeypatch.setattr(runner, "generation_job_progress", cancel_after_first_step)
+    shoot, job = _single_job_shoot(samples_dir, settings, steps=6)
+    assert job.status == GenerationJob.Status.CANCELLED and job.error_code == "cancelled"
+    assert job.progress_step < 6
+    assert not job.assets.exists()
+    assert shoot.status == ShootStatus.GENERATION_FAILED  # its only job was cancelled
