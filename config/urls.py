@@ -22,20 +22,12 @@ urlpatterns = [
     path("", include("seller.urls")),
 ]
 
-if settings.DEBUG:
-    # Development only, and staff only: admin pages (e.g. face thumbnails) link to MEDIA_URL,
-    # but every seller's photos and every face live there, so a signed-out visitor or a seller
-    # must not browse it. Sellers always get files through seller-scoped views; with DEBUG off
-    # nothing under /media/ is served at all (docs/security.md, "Media exposure").
+if not settings.AWS_STORAGE_BUCKET_NAME:
+    # Local storage: staff-only previews for the admin (config/media.py); a 404 for anyone else.
     import re
 
-    from django.contrib.admin.views.decorators import staff_member_required
-    from django.views.static import serve
+    from config.media import staff_media
 
     urlpatterns += [
-        re_path(
-            rf"^{re.escape(settings.MEDIA_URL.lstrip('/'))}(?P<path>.*)$",
-            staff_member_required(serve),
-            {"document_root": settings.MEDIA_ROOT},
-        )
+        re_path(rf"^{re.escape(settings.MEDIA_URL.lstrip('/'))}(?P<path>.*)$", staff_media),
     ]

@@ -8,6 +8,8 @@ strokes of the version it corrects.
 
 from __future__ import annotations
 
+import math
+
 from django.db import transaction
 
 from generation.inference.pose import PoseResult, render_openpose
@@ -44,6 +46,8 @@ def parse_strokes(raw, *, radius: float, size: tuple[int, int]) -> list[Stroke]:
                 x, y = float(point[0]), float(point[1])
             except (TypeError, ValueError, IndexError) as exc:
                 raise InvalidCorrection("Each point must be [x, y] numbers.") from exc
+            if math.isnan(x) or math.isnan(y):  # JSON NaN / "nan": min/max cannot clamp it
+                raise InvalidCorrection("Each point must be [x, y] numbers.")
             points.append((min(max(x, 0.0), width - 1.0), min(max(y, 0.0), height - 1.0)))
         strokes.append(Stroke(points=points, radius=float(radius)))
     return strokes
