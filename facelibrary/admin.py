@@ -212,7 +212,19 @@ class FaceReferenceInline(admin.TabularInline):
         return format_html("⚠ {} (distance {})", link, f"{ref.duplicate_distance:.2f}")
 
 
-class ConsentInline(admin.TabularInline):
+class ConsentColumns:
+    """The consent columns the face page inline and the consent list share."""
+
+    @admin.display(description="allowed uses")
+    def uses(self, consent: Consent):
+        return ", ".join(use.replace("_", " ") for use in consent.allowed_uses) or "—"
+
+    @admin.display(description="state")
+    def state(self, consent: Consent):
+        return _consent_state(consent)
+
+
+class ConsentInline(ConsentColumns, admin.TabularInline):
     """Recorded consents: evidence, so read-only (end one with the Consents list's revoke)."""
 
     model = Consent
@@ -232,14 +244,6 @@ class ConsentInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
-
-    @admin.display(description="allowed uses")
-    def uses(self, consent: Consent):
-        return ", ".join(use.replace("_", " ") for use in consent.allowed_uses) or "—"
-
-    @admin.display(description="state")
-    def state(self, consent: Consent):
-        return _consent_state(consent)
 
 
 class NewConsentInline(admin.StackedInline):
@@ -725,7 +729,7 @@ class ConsentStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(Consent)
-class ConsentAdmin(admin.ModelAdmin):
+class ConsentAdmin(ConsentColumns, admin.ModelAdmin):
     """Consents are added on the face page and never edited; they can be revoked here."""
 
     list_display = ("face", "valid_from", "expires_on", "uses", "state", "document")
@@ -751,14 +755,6 @@ class ConsentAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
-
-    @admin.display(description="allowed uses")
-    def uses(self, consent: Consent):
-        return ", ".join(use.replace("_", " ") for use in consent.allowed_uses) or "—"
-
-    @admin.display(description="state")
-    def state(self, consent: Consent):
-        return _consent_state(consent)
 
     @admin.action(description="Revoke selected consents…", permissions=["change"])
     def revoke(self, request, queryset) -> HttpResponse | None:
