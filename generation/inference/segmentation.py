@@ -68,6 +68,10 @@ _CATEGORY_ALIASES = {"saree": "full_outfit", "kurta": "full_outfit"}
 WORK_SIDE = 320
 #: GrabCut iterations; the timings and IoU in docs/analysis.md were measured with this value
 GRABCUT_ITERATIONS = 2
+_GRABCUT_SEEDS = (0, 1, 2)
+#: a refined garment smaller than this fraction of the proposed (definite + probable) one
+#: counts as a GrabCut collapse
+_GRABCUT_COLLAPSE = 0.1
 #: the feathered alpha fades to 0 over this fraction of the image diagonal, outside the mask
 FEATHER_FRACTION = 0.006
 
@@ -1427,10 +1431,22 @@ def _grabcut(work: np.ndarray, labels: np.ndarray, iterations: int = 2) -> np.nd
     if fg_like.sum() < 10 or bg_like.sum() < 10:
         return mask  # GrabCut needs samples of both; nothing to refine
     bgr = cv2.cvtColor(work, cv2.COLOR_RGB2BGR)
-    bgd = np.zeros((1, 65), np.float64)
-    fgd = np.zeros((1, 65), np.float64)
-    cv2.grabCut(bgr, mask, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
-    return mask
+    prior = int(fg_like.sum())
+    # GrabCut seeds its colour models (k-means) from OpenCV's global RNG, so the same photo gave
+    # different masks depending on what ran before in the process, and about 1 state in 8
+    # collapsed a product shot to ~1% of its garment. A fixed seed makes masks reproducible; a
+    # collapse (the garment shrinks to a sliver of what the backend proposed) retries with the
+    # next seed. A collapse under every seed is real (a blank photo has no garment) and is kept.
+    refined = mask
+    for seed in _GRABCUT_SEEDS:
+        cv2.setRNGSeed(seed)
+        refined = labels.copy()
+        bgd = np.zeros((1, 65), np.float64)
+        fgd = np.zeros((1, 65), np.float64)
+        cv2.grabCut(bgr, refined, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+        if np.isin(refined, (FG, PR_FG)).sum() >= _GRABCUT_COLLAPSE * prior:
+            return refined
+    return refined
 
 
 def _clean(refined: np.ndarray, seeds: np.ndarray) -> np.ndarray:
