@@ -224,6 +224,19 @@ def generation_job_cancel(*, job: GenerationJob) -> None:
         _complete_run_if_done(job.run_id)
 
 
+def shoot_cancel_generation(*, shoot: Shoot) -> int:
+    """Cancel every queued or running job of the shoot's active run; returns how many."""
+    active = GenerationJob.objects.filter(
+        run__shoot=shoot,
+        run__status=GenerationRun.Status.ACTIVE,
+        status__in=GenerationJob.ACTIVE_STATUSES,
+    )
+    jobs = list(active)
+    for job in jobs:
+        generation_job_cancel(job=job)
+    return len(jobs)
+
+
 @transaction.atomic
 def generation_job_reenqueue(*, job: GenerationJob, note: str) -> bool:
     """Give a lost job a new attempt (reconciler). The old attempt can no longer write."""

@@ -35,13 +35,13 @@ from PIL import Image, ImageOps
 from config.ratelimit import limit_shoot_uploads
 from generation.asset_services import asset_seller_approve, asset_seller_reject, shoot_send_to_qa
 from generation.inference.errors import InferenceError
-from generation.models import Asset, GenerationJob
+from generation.models import Asset
 from generation.services import (
     GenerationRequestError,
-    generation_job_cancel,
     shoot_retry_generation,
     shoot_start_generation,
 )
+from generation.services import shoot_cancel_generation as cancel_generation_service
 
 from . import selectors as q
 from .accounts import seller_create
@@ -245,10 +245,7 @@ def shoot_retry_generation_view(request: HttpRequest, shoot_id: int) -> HttpResp
 @seller_required
 def shoot_cancel_generation(request: HttpRequest, shoot_id: int) -> HttpResponse:
     shoot = q.shoot_for_seller(request.seller, shoot_id)
-    progress = q.generation_progress(shoot)
-    for job in progress.jobs if progress else []:
-        if job.status in GenerationJob.ACTIVE_STATUSES:
-            generation_job_cancel(job=job)
+    cancel_generation_service(shoot=shoot)
     messages.info(request, "Generation is being cancelled.")
     return _go(request, _shoot_url(shoot))
 

@@ -189,3 +189,20 @@ def test_cancelling_a_running_job_stops_between_steps(
     assert job.progress_step < 6
     assert not job.assets.exists()
     assert shoot.status == ShootStatus.GENERATION_FAILED  # its only job was cancelled
+
+
+def test_seller_cancels_a_whole_generation_from_the_shoot_page(samples_dir, settings, tiny_models):
+    from django.test import Client
+    from django.urls import reverse
+
+    shoot = confirmed_shoot(samples_dir, settings)
+    run = shoot_start_generation(
+        shoot=shoot, faces=[FaceFactory(), FaceFactory()], run_settings=FAST
+    )
+    client = Client()
+    client.force_login(shoot.seller.user)
+    response = client.post(reverse("seller:cancel_generation", args=[shoot.pk]))
+    assert response.status_code == 302
+    assert set(run.jobs.values_list("status", flat=True)) == {GenerationJob.Status.CANCELLED}
+    shoot.refresh_from_db()
+    assert shoot.status == ShootStatus.GENERATION_FAILED
