@@ -43,17 +43,14 @@ from PIL import Image  # noqa: E402
 from generation.inference.errors import NoPoseFoundError  # noqa: E402
 from generation.inference.pose import estimate_pose  # noqa: E402
 from generation.inference.segmentation import available_backends, segment_garment  # noqa: E402
+from tests.support.samples import (  # noqa: E402
+    GROUPS,
+    OUTERWEAR,
+    label_mask,
+    parsing_labels,
+    samples_path,
+)
 
-GROUPS = {
-    "dress": {"dress", "romper"},
-    "top": {
-        "blouse", "shirt", "t-shirt", "top", "sweater", "sweatshirt", "hoodie", "cardigan",
-        "jumper", "vest", "bodysuit",
-    },
-    "bottom": {"skirt", "pants", "jeans", "shorts", "leggings"},
-}  # fmt: skip
-#: worn over a top: the photo's "upper garment" seen from outside (second, lenient IoU)
-OUTERWEAR = {"coat", "jacket", "blazer", "cape", "suit"}
 PERSON_CATEGORY = {
     "shop_knitdress": "dress",
     "street_0223": "dress",
@@ -65,11 +62,6 @@ PERSON_CATEGORY = {
     "street_1740": "top",
     "runway_man": "top",
 }
-
-
-def default_samples() -> Path:
-    env = os.environ.get("STUDIO_SAMPLES_DIR")
-    return Path(env) if env else REPO.parent / "shared" / "samples"
 
 
 def default_model_root() -> Path:
@@ -136,7 +128,7 @@ def overlay(image: Image.Image, pred: np.ndarray, truth: np.ndarray | None) -> I
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=Path, default=default_samples())
+    parser.add_argument("--samples", type=Path, default=samples_path())
     parser.add_argument("--dump", type=Path, default=None)
     parser.add_argument(
         "--backend", default="auto", help="auto (default), segformer, cloth or classical"
@@ -190,7 +182,7 @@ def main() -> None:
     rows = []
     for key, categories in sorted(meta["categories"].items()):
         path = samples / "parsing" / "images" / f"{key}.jpg"
-        labels = np.asarray(Image.open(samples / "parsing" / "labels" / f"{key}.png"))
+        labels = parsing_labels(samples, key)
         first = True
         for category in categories:
             image, _, seg, found = analyse(path, category, args, timings)
@@ -201,15 +193,14 @@ def main() -> None:
                 timings["pose"].pop()
                 timings["total"].pop()
             first = False
-            idx = [names.index(n) for n in GROUPS[category]]
-            truth = np.isin(labels, idx)
+            truth = label_mask(labels, names, GROUPS[category])
             pred = seg.mask > 0
             score = iou(pred, truth)
             ious[category].append(score)
             if category == "top":
-                idx_outer = idx + [names.index(n) for n in OUTERWEAR]
-                ious_outer.append(iou(pred, np.isin(labels, idx_outer)))
-            layered = bool(np.isin(labels, [names.index(n) for n in OUTERWEAR]).any()) or (
+                outer = label_mask(labels, names, GROUPS[category] | OUTERWEAR)
+                ious_outer.append(iou(pred, outer))
+            layered = bool(label_mask(labels, names, OUTERWEAR).any()) or (
                 "dress" in categories and "top" in categories
             )
             rows.append((key, category, score, layered))

@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[0] = str(REPO)
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import resource  # noqa: E402
@@ -103,20 +104,16 @@ def main() -> None:
     photo, mask, pose = synthetic_inputs(args.width, args.height)
     face = Image.new("RGB", (224, 224), (200, 160, 130)) if args.face else None
 
+    # these command-line options are named after the GenerationRequest fields they set
+    options = {
+        k: getattr(args, k) for k in ("steps", "guidance_scale", "width", "height", "scheduler")
+    }
+    base = GenerationRequest(
+        photo, mask, control_image=pose, face_image=face, category="dress", **options
+    )
+
     def one(seed: int) -> float:
-        request = GenerationRequest(
-            image=photo,
-            garment_mask=mask,
-            control_image=pose,
-            category="dress",
-            seed=seed,
-            steps=args.steps,
-            guidance_scale=args.guidance_scale,
-            width=args.width,
-            height=args.height,
-            scheduler=args.scheduler,
-            face_image=face,
-        )
+        request = dataclasses.replace(base, seed=seed)
         if cuda:
             torch.cuda.synchronize()
         start = time.perf_counter()

@@ -33,47 +33,24 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-# Run as a script, this folder would be sys.path[0] and bench/queue.py would shadow the stdlib
-# ``queue`` module: put the repository root there instead.
-REPO = Path(__file__).resolve().parent.parent
-sys.path[0] = str(REPO)
+# Run as a script, bench/ would be sys.path[0] and its queue.py shadow the stdlib ``queue``.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-BASE_DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/studio")
-LOAD_DB = "studio_load"
-LOAD_REDIS = os.environ.get("LOAD_REDIS_URL", "redis://127.0.0.1:6379/9")
-MEDIA = Path(tempfile.mkdtemp(prefix="studio-load-media-"))
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-LOAD_DATABASE_URL = with_database(BASE_DATABASE_URL, LOAD_DB)
-
-# The bench process itself uses Django only for set-up (schema, sellers), on the load stack.
-os.environ.update(
-    {
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": LOAD_DATABASE_URL,
-        "REDIS_URL": LOAD_REDIS,
-        "MEDIA_ROOT": str(MEDIA),
-        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
-    }
-)
-
+from bench.support import REPO, use_stack  # noqa: E402
 from tests.reliability.servers import (  # noqa: E402
     ServerProcess,
-    app_env,
     free_port,
     start_gunicorn,
     start_worker,
 )
 
-ENV = app_env(database_url=LOAD_DATABASE_URL, redis_url=LOAD_REDIS, media_root=MEDIA)
-os.environ.update({k: ENV[k] for k in ("SECRET_KEY", "DEBUG", "ALLOWED_HOSTS")})
+# The bench process itself uses Django only for set-up (schema, sellers), on the load stack.
+STACK = use_stack(
+    "studio_load",
+    redis_url=os.environ.get("LOAD_REDIS_URL", "redis://127.0.0.1:6379/9"),
+    media_prefix="studio-load-media-",
+)
 
 import django  # noqa: E402
 import httpx  # noqa: E402
@@ -88,13 +65,6 @@ MAX_SELLERS, MAX_DURATION = 200, 600
 # --- set-up -------------------------------------------------------------------------------------
 
 
-def recreate_database() -> None:
-    admin_url = with_database(BASE_DATABASE_URL, "postgres")
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{LOAD_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{LOAD_DB}"')
-
-
 def prepare(sellers: int, samples: list[Path]) -> tuple[bool, dict[str, int]]:
     """Schema, sellers; shoots too when there is no upload page. Returns (page?, shoots)."""
     django.setup()
@@ -102,8 +72,8 @@ def prepare(sellers: int, samples: list[Path]) -> tuple[bool, dict[str, int]]:
     from django.core.management import call_command
     from django.urls import NoReverseMatch, reverse
 
-    from config.queues import get_redis
-    from config.roles import ensure_groups
+    from core.queues import get_redis
+    from core.roles import ensure_groups
     from seller.accounts import seller_create
     from seller.uploads import shoot_create
 
@@ -311,7 +281,7 @@ def row(name: str, times: list[float], errors: int) -> str:
 
 
 def shoot_outcome() -> dict[str, int]:
-    with psycopg.connect(LOAD_DATABASE_URL, autocommit=True, connect_timeout=5) as conn:
+    with psycopg.connect(STACK.database_url, autocommit=True, connect_timeout=5) as conn:
         rows = conn.execute("SELECT status, count(*) FROM seller_shoot GROUP BY status")
         return dict(rows.fetchall())
 
@@ -340,20 +310,23 @@ def main() -> int:
     if not samples:
         sys.exit(f"no sample photos in {samples_dir / 'persons'} (set STUDIO_SAMPLES_DIR)")
 
-    recreate_database()
+    STACK.recreate_database()
     upload_page, shoots = prepare(sellers, samples)
     logs = Path(tempfile.mkdtemp(prefix="studio-load-logs-"))
     processes: list[ServerProcess] = []
     try:
         web, base = start_gunicorn(
-            env=ENV, log_path=logs / "gunicorn.log", workers=args.web_workers, port=free_port()
+            env=STACK.env,
+            log_path=logs / "gunicorn.log",
+            workers=args.web_workers,
+            port=free_port(),
         )
         processes.append(web)
         for n in range(args.analysis_workers):
             processes.append(
                 start_worker(
                     "analysis",
-                    env=ENV,
+                    env=STACK.env,
                     log_path=logs / f"w{n}.log",
                     name=f"load-a{n}",
                     nice=args.worker_nice,
@@ -387,7 +360,7 @@ def main() -> int:
     finally:
         for process in processes:
             process.stop()
-        shutil.rmtree(MEDIA, ignore_errors=True)
+        shutil.rmtree(STACK.media, ignore_errors=True)
 
     kinds = [k for k in (*PAGE_KINDS, "login", "upload", "healthz") if k in results.requests]
     all_times, errors = results.times(results.requests)
@@ -396,8 +369,9 @@ def main() -> int:
     steady, steady_errors = results.times(PAGE_KINDS, since=steady_from)
     print(
         f"load: {sellers} sellers for {duration:.0f} s (arriving over {ramp:.0f} s) "
-        f"against gunicorn ({args.web_workers} sync workers, DEBUG off), PostgreSQL {LOAD_DB}, "
-        f"Redis {LOAD_REDIS}, {args.analysis_workers} analysis worker(s) "
+        f"against gunicorn ({args.web_workers} sync workers, DEBUG off), "
+        f"PostgreSQL {STACK.database}, Redis {STACK.redis_url}, "
+        f"{args.analysis_workers} analysis worker(s) "
         f"(nice {args.worker_nice}); uploads "
         f"{'through the new-shoot page' if upload_page else 'created in set-up'}; "
         f"{os.cpu_count()} CPU cores, load average {load_before:.1f} before the run"

@@ -16,7 +16,6 @@ the wall figure is server time without the network.
 from __future__ import annotations
 
 import argparse
-import io
 import itertools
 import os
 import statistics
@@ -26,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # Run as a script, this folder would be sys.path[0] and bench/queue.py would shadow the stdlib
 # ``queue`` module: put the repository root there instead.
@@ -53,7 +53,6 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.urls import reverse  # noqa: E402
 from django.utils import timezone  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
 
 from facelibrary.models import Consent, Face, FaceReference  # noqa: E402
 from generation.models import Asset, GenerationJob, GenerationRun  # noqa: E402
@@ -62,14 +61,15 @@ from seller.models import (  # noqa: E402
     Category,
     MaskVersion,
     PhotoAnalysis,
-    Seller,
     Shoot,
     ShootEvent,
     ShootPhoto,
-    ShootStatus,
 )
+from tests.seller.test_pages_builders import FAKE_MP4, S, image_bytes  # noqa: E402
 
-S = ShootStatus
+if TYPE_CHECKING:  # only named in annotations
+    from seller.models import Seller
+
 BUDGET_MS = 50.0
 PASSWORD = "bench-Pass-123"  # noqa: S105
 STATUS_CYCLE = [
@@ -102,12 +102,14 @@ HAS_RUN = {S.GENERATING, S.SELLER_REVIEW, S.QA_REVIEW, S.APPROVED, S.PUBLISHED}
 # --- seeding -------------------------------------------------------------------------------------
 
 
-def _png(size: tuple[int, int], color, mode: str = "RGB") -> bytes:
-    image = Image.new(mode, size, color)
-    ImageDraw.Draw(image).ellipse((size[0] // 4, size[1] // 6, 3 * size[0] // 4, 5 * size[1] // 6))
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
+#: the size of the seeded photo and asset files, and of the face reference
+PHOTO_SIZE = (550, 844)
+FACE_SIZE = (256, 256)
+
+
+def _size(size: tuple[int, int]) -> dict[str, int]:
+    """The width and height fields of a row that points at an image file of ``size``."""
+    return {"width": size[0], "height": size[1]}
 
 
 @dataclass
@@ -127,12 +129,12 @@ def store_files() -> Files:
         return default_storage.save(name, ContentFile(data))
 
     return Files(
-        photo=save("photos/bench.png", _png((550, 844), (200, 60, 90))),
-        mask=save("masks/bench.png", _png((550, 844), 0, "L")),
-        pose=save("analysis/bench.png", _png((550, 844), (0, 0, 0))),
-        asset=save("assets/bench.png", _png((550, 844), (40, 90, 160))),
-        video=save("assets/bench.mp4", b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64),
-        face=save("faces/bench.jpg", _png((256, 256), (120, 90, 140))),
+        photo=save("photos/bench.png", image_bytes(PHOTO_SIZE, (200, 60, 90))),
+        mask=save("masks/bench.png", image_bytes(PHOTO_SIZE, 0, mode="L")),
+        pose=save("analysis/bench.png", image_bytes(PHOTO_SIZE, (0, 0, 0))),
+        asset=save("assets/bench.png", image_bytes(PHOTO_SIZE, (40, 90, 160))),
+        video=save("assets/bench.mp4", FAKE_MP4),
+        face=save("faces/bench.jpg", image_bytes(FACE_SIZE, (120, 90, 140))),
     )
 
 
@@ -155,8 +157,7 @@ def seed_faces(count: int, files: Files) -> list[Face]:
             face=f,
             image=files.face,
             thumbnail=files.face,
-            width=256,
-            height=256,
+            **_size(FACE_SIZE),
             source_sha256=f"{f.pk:064d}",
             is_primary=True,
             gate_passed=True,
@@ -189,8 +190,7 @@ def seed_seller(name: str, shoots: int, files: Files, faces: list[Face]) -> Sell
             shoot=s,
             original=files.photo,
             image=files.photo,
-            width=550,
-            height=844,
+            **_size(PHOTO_SIZE),
             original_name="front.jpg",
             original_format="JPEG",
             sha256="0" * 64,
@@ -250,7 +250,7 @@ def seed_runs(shoots: list[Shoot], files: Files, faces: list[Face]) -> None:
     )
     done = [j for j in jobs if j.status == "succeeded"]
     Asset.objects.bulk_create(
-        Asset(job=j, kind=kind, file=file, poster=poster, width=550, height=844, checksum="0" * 64)
+        Asset(job=j, kind=kind, file=file, poster=poster, checksum="0" * 64, **_size(PHOTO_SIZE))
         for j in done
         for kind, file, poster in (("image", files.asset, ""), ("video", files.video, files.asset))
     )

@@ -31,7 +31,7 @@ import django  # noqa: E402
 
 django.setup()
 
-from config.queues import enqueue_now, fetch_job, get_redis  # noqa: E402
+from core.queues import enqueue_now, fetch_job, get_redis  # noqa: E402
 from generation.workers import read_model_stats  # noqa: E402
 
 

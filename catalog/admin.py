@@ -5,6 +5,8 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 
+from core.admin_tools import ReadOnlyAdminMixin, ReadOnlyTabularInline
+
 from .models import (
     CatalogClient,
     CatalogEvent,
@@ -27,16 +29,12 @@ class ClientTokenForm(forms.ModelForm):
         fields = ("client", "name", "scopes")
 
 
-class ClientTokenInline(admin.TabularInline):
-    model = ClientToken
-    extra = 0
-    can_delete = False
-    fields = ("name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at")
-    readonly_fields = fields
-    show_change_link = True
+class ClientTokenInline(ReadOnlyTabularInline):
+    """Tokens are made on the token page, where the secret can be shown once."""
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False  # tokens are made on the token page, where the secret can be shown once
+    model = ClientToken
+    fields = ("name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at")
+    show_change_link = True
 
 
 @admin.register(CatalogClient)
@@ -90,15 +88,9 @@ class ClientTokenAdmin(admin.ModelAdmin):
         return False  # revoke instead: the audit trail keeps who had access
 
 
-class WebhookAttemptInline(admin.TabularInline):
+class WebhookAttemptInline(ReadOnlyTabularInline):
     model = WebhookAttempt
-    extra = 0
-    can_delete = False
     fields = ("number", "ok", "status_code", "error", "duration_ms", "created_at")
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(WebhookDelivery)
@@ -127,25 +119,13 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
 
 @admin.register(CatalogEvent)
-class CatalogEventAdmin(admin.ModelAdmin):
+class CatalogEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "type", "seller", "shoot", "asset", "created_at")
     list_filter = ("type",)
     readonly_fields = [f.name for f in CatalogEvent._meta.fields]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(Publication)
-class PublicationAdmin(admin.ModelAdmin):
+class PublicationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("asset", "client", "external_id", "created_at")
     list_filter = ("client",)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False

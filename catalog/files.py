@@ -21,7 +21,7 @@ from django.urls import reverse
 
 from generation.models import Asset
 
-from .selectors import VISIBLE_ASSET_STATUSES, VISIBLE_SHOOT_STATUSES
+from .selectors import visible_assets
 
 FILE_URL_MAX_AGE = 3600
 FIELDS = {"file": "file", "poster": "poster"}
@@ -106,11 +106,7 @@ def asset_file(request, token: str):
     try:
         asset_id, which = _signer.unsign(token)
         field = FIELDS[which]
-        asset = Asset.objects.get(
-            pk=asset_id,
-            status__in=VISIBLE_ASSET_STATUSES,
-            job__run__shoot__status__in=VISIBLE_SHOOT_STATUSES,
-        )
+        asset = visible_assets().get(pk=asset_id)
     except (ValueError, KeyError, Asset.DoesNotExist):
         raise Http404("No such file, or the link has expired.") from None
     file = getattr(asset, field)

@@ -35,16 +35,25 @@ def client_sees_seller(*, client: CatalogClient, seller_id: int) -> bool:
     return client.all_sellers or client.sellers.filter(pk=seller_id).exists()
 
 
+def visible_assets() -> QuerySet[Asset]:
+    """The catalog gate, for every client: assets QA approved (or published) in a shoot that
+    is approved (or published). Both parts are needed: QA approves asset by asset, so an asset
+    stays ``qa_approved`` when another asset of its round is rejected and the shoot goes back to
+    the seller. The API (``catalog_assets``) and the signed file links (``files.asset_file``)
+    both start from here; ``tests/catalog/test_gate.py`` proves each part (docs/security.md)."""
+    return Asset.objects.filter(
+        status__in=VISIBLE_ASSET_STATUSES,
+        job__run__shoot__status__in=VISIBLE_SHOOT_STATUSES,
+    )
+
+
 def catalog_assets(
     *, principal: Principal, seller: str | None = None, sku: str | None = None, status=None
 ) -> QuerySet[Asset]:
     """Approved/published assets the principal may see, optionally for one seller (their
     marketplace id), one SKU and one API status ("approved" | "published")."""
     qs = (
-        Asset.objects.filter(
-            status__in=VISIBLE_ASSET_STATUSES,
-            job__run__shoot__status__in=VISIBLE_SHOOT_STATUSES,
-        )
+        visible_assets()
         .filter(_seller_scope(principal, "job__run__shoot__seller"))
         .select_related("job__run__shoot__seller", "job__face")
         .order_by("id")

@@ -1,22 +1,39 @@
-"""Catalog writes: change-feed events with their webhook outbox rows, and API tokens.
+"""Catalog writes: publication, change-feed events with their webhook outbox rows, API tokens.
 
-Events are written by the asset services inside the transaction that approves or publishes, so
-an approval without its event (or the reverse) cannot be committed.
+``asset_publish`` is the catalog's decision: a client says an approved asset is live. It moves the
+asset through the asset state machine (``generation.asset_status``; the ``AssetEvent`` has no
+user as actor and a note naming the client) and publishes the shoot with its last asset.
+
+Events are written inside the transaction that approves (``qa.services``) or publishes, so an
+approval without its event (or the reverse) cannot be committed.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core.transitions import TransitionNotAllowed
+from generation.asset_status import lock_shoot_of, shoot_assets, transition
 from generation.models import Asset
-from seller.models import Shoot
+from seller.models import Shoot, ShootStatus
+from seller.services import shoot_publish
 
 from .auth import generate_token, hash_token
-from .models import CatalogClient, CatalogEvent, ClientToken, EventType, Scope, WebhookDelivery
+from .models import (
+    CatalogClient,
+    CatalogEvent,
+    ClientToken,
+    EventType,
+    Publication,
+    Scope,
+    WebhookDelivery,
+)
+from .selectors import client_sees_seller
 
 #: pg_advisory_xact_lock key for "appending to the change feed" (any constant bigint)
 FEED_LOCK_KEY = 7_311_020_001
@@ -120,6 +137,34 @@ def record_shoot_published(*, shoot: Shoot) -> CatalogEvent:
     shoot = Shoot.objects.select_related("seller").get(pk=shoot.pk)
     ids = [a.pk for a in _assets_of(shoot, Asset.Status.PUBLISHED)]
     return _append(EventType.SHOOT_PUBLISHED, shoot, {**_shoot_fields(shoot), "asset_ids": ids})
+
+
+# --- publication -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def asset_publish(*, asset: Asset, client: CatalogClient, external_id: str = "") -> Asset:
+    """A catalog client acknowledges ``asset`` as live. Idempotent per client. When the shoot's
+    last approved asset is published, the shoot is published too."""
+    shoot = lock_shoot_of(asset)
+    if not client_sees_seller(client=client, seller_id=shoot.seller_id):
+        raise PermissionDenied("This client does not serve this seller.")
+    asset.refresh_from_db()
+    if asset.status == Asset.Status.PUBLISHED:
+        Publication.objects.get_or_create(
+            asset=asset, client=client, defaults={"external_id": external_id}
+        )
+        return asset
+    if shoot.status != ShootStatus.APPROVED:
+        raise TransitionNotAllowed("Only assets of an approved shoot can be published.")
+    note = f"Published by catalog client {client.name}"
+    asset = transition(asset, "publish", actor=None, note=note)
+    Publication.objects.create(asset=asset, client=client, external_id=external_id)
+    record_asset_published(asset=asset, shoot=shoot, client=client)
+    if not shoot_assets(shoot).filter(status=Asset.Status.QA_APPROVED).exists():
+        shoot = shoot_publish(shoot=shoot, note=note)
+        record_shoot_published(shoot=shoot)
+    return asset
 
 
 # --- tokens ------------------------------------------------------------------------------------

@@ -15,9 +15,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.viewsets import ReadOnlyModelViewSet
 
-from generation.asset_services import asset_publish
+from core.transitions import TransitionError
 from generation.models import Asset
-from seller.services import TransitionError
 
 from . import files
 from .auth import (
@@ -37,6 +36,7 @@ from .serializers import (
     feed_item,
     parse_feed_query,
 )
+from .services import asset_publish
 
 ERRORS = {
     401: OpenApiResponse(description="No token, or an invalid or revoked one."),

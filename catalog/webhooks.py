@@ -28,7 +28,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -37,7 +37,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from config.queues import DEFAULT, enqueue_now, enqueue_on_commit, get_queue
+from core.queues import DEFAULT, enqueue_now, enqueue_on_commit, get_queue
 
 from .models import CatalogEvent, WebhookAttempt, WebhookDelivery
 
@@ -134,10 +134,12 @@ def _schedule_retry(delivery_id: int, attempt: int, delay: float, suffix: str = 
 
 @dataclass(frozen=True)
 class HttpOutcome:
+    """One POST's result; its fields are named after the WebhookAttempt columns that keep it."""
+
     ok: bool
     status_code: int | None
     error: str
-    excerpt: str
+    response_excerpt: str
     duration_ms: int
 
 
@@ -178,15 +180,7 @@ def finish(*, delivery: WebhookDelivery, outcome: HttpOutcome) -> str:
     """Record the attempt and move the delivery on. Only the claim that owns this attempt
     number can finish it (a worker whose lease expired and was re-claimed changes nothing)."""
     attempt = delivery.attempts
-    WebhookAttempt.objects.create(
-        delivery=delivery,
-        number=attempt,
-        status_code=outcome.status_code,
-        ok=outcome.ok,
-        error=outcome.error,
-        response_excerpt=outcome.excerpt,
-        duration_ms=outcome.duration_ms,
-    )
+    WebhookAttempt.objects.create(delivery=delivery, number=attempt, **asdict(outcome))
     mine = WebhookDelivery.objects.filter(pk=delivery.pk, status=D.SENDING, attempts=attempt)
     now = timezone.now()
     if outcome.ok:

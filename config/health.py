@@ -34,7 +34,7 @@ def check_database() -> dict:
 def check_redis() -> dict:
     if settings.QUEUE_MODE != "rq":
         return {"mode": settings.QUEUE_MODE, "detail": "no Redis configured; jobs run in-process"}
-    from config.queues import get_redis
+    from core.queues import get_redis
 
     get_redis().ping()
     return {"mode": "rq"}
@@ -48,7 +48,7 @@ def check_workers() -> dict:
         }
     from rq.worker import Worker
 
-    from config.queues import get_queue, get_redis
+    from core.queues import get_queue, get_redis
 
     workers = Worker.all(connection=get_redis())
     per_queue = {}

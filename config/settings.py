@@ -216,7 +216,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
-# --- rate limits (config/ratelimit.py) -------------------------------------------------------
+# --- rate limits (core/ratelimit.py) -------------------------------------------------------
 # name -> (limit, window in seconds), counted in the default cache (Redis in production). Reaching
 # a limit blocks for one full window from then on. Behind a reverse proxy, set
 # RATE_LIMIT_TRUSTED_PROXIES to the number of proxies that append to X-Forwarded-For, or every

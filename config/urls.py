@@ -4,10 +4,10 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 
 from config.health import healthz
-from config.ratelimit import RateLimitedAdminAuthenticationForm, RateLimitedLoginView
+from core.ratelimit import RateLimitedAdminAuthenticationForm, RateLimitedLoginView
 from seller.views import signup
 
-# Sign-in lockout (config/ratelimit.py): the admin sign-in shares the seller sign-in's
+# Sign-in lockout (core/ratelimit.py): the admin sign-in shares the seller sign-in's
 # per-username and per-address failure counters, so /admin/login/ is no side door.
 admin.site.login_form = RateLimitedAdminAuthenticationForm
 

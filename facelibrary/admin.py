@@ -2,13 +2,16 @@
 
 Status never changes through a form field: the bulk actions call ``services.face_activate`` /
 ``face_retire`` and report every refusal with its reasons. Reference photos are uploaded through
-a file field on the face form and run through the quality gate *after* the admin's transaction
-has committed (``changeform_view``), because the gate is model inference; new consents are
-recorded the same way, so their documents are not written inside the transaction either.
+a file field on the face form and stored *after* the admin's transaction has committed
+(``changeform_view``); the quality gate (model inference, which a page request never loads) then
+runs in the ``analysis`` worker, and the page shows "Checking…" until its verdict is recorded. New
+consents are recorded after the commit too, so their documents are not written inside it.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -17,7 +20,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, QuerySet
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -25,7 +28,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
-from seller.uploads import safe_display_name
+from core.admin_tools import ChoiceFilter, ReadOnlyTabularInline
+from core.files import safe_display_name
+from generation.selectors import face_stats, with_face_usage
 
 from . import selectors, services
 from .forms import FaceAdminForm, NewConsentForm, ReasonForm
@@ -93,73 +98,53 @@ def _threshold(value: Any) -> str:
 # --- list filters --------------------------------------------------------------------------------
 
 
-class RegionFilter(admin.SimpleListFilter):
+class RegionFilter(ChoiceFilter):
     title = "region"
     parameter_name = "region"
-
-    def lookups(self, request, model_admin):
-        return Region.choices
-
-    def queryset(self, request, queryset):
-        if self.value() in Region.values:
-            return queryset.filter(selectors.region_filter([self.value()]))
-        return queryset
+    options = {
+        region: (label, lambda qs, region=region: qs.filter(selectors.region_filter([region])))
+        for region, label in Region.choices
+    }
 
 
-class GateFilter(admin.SimpleListFilter):
+def _consent_expiring(queryset: QuerySet) -> QuerySet:
+    soon = timezone.localdate() + timedelta(days=30)
+    return queryset.filter(consent_valid=True, consent_until__lte=soon)
+
+
+class GateFilter(ChoiceFilter):
     title = "quality gate"
     parameter_name = "gate"
-
-    def lookups(self, request, model_admin):
-        return [("passed", "All photos pass"), ("failing", "A photo fails"), ("none", "No photo")]
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        if value == "passed":
-            return queryset.filter(reference_count__gt=0, failing_references=0)
-        if value == "failing":
-            return queryset.filter(failing_references__gt=0)
-        if value == "none":
-            return queryset.filter(reference_count=0)
-        return queryset
+    options = {
+        "passed": (
+            "All photos pass",
+            lambda qs: qs.filter(
+                reference_count__gt=0, failing_references=0, checking_references=0
+            ),
+        ),
+        "failing": ("A photo fails", lambda qs: qs.filter(failing_references__gt=0)),
+        "checking": ("A photo is being checked", lambda qs: qs.filter(checking_references__gt=0)),
+        "none": ("No photo", lambda qs: qs.filter(reference_count=0)),
+    }
 
 
-class ConsentFilter(admin.SimpleListFilter):
+class ConsentFilter(ChoiceFilter):
     title = "consent"
     parameter_name = "consent"
-
-    def lookups(self, request, model_admin):
-        return [
-            ("valid", "Valid"),
-            ("expiring", "Expires within 30 days"),
-            ("invalid", "Missing, expired or revoked"),
-        ]
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        if value == "valid":
-            return queryset.filter(consent_valid=True)
-        if value == "expiring":
-            soon = timezone.localdate() + timedelta(days=30)
-            return queryset.filter(consent_valid=True, consent_until__lte=soon)
-        if value == "invalid":
-            return queryset.filter(consent_valid=False)
-        return queryset
+    options = {
+        "valid": ("Valid", lambda qs: qs.filter(consent_valid=True)),
+        "expiring": ("Expires within 30 days", _consent_expiring),
+        "invalid": ("Missing, expired or revoked", lambda qs: qs.filter(consent_valid=False)),
+    }
 
 
-class DuplicateFilter(admin.SimpleListFilter):
+class DuplicateFilter(ChoiceFilter):
     title = "possible duplicate"
     parameter_name = "duplicate"
-
-    def lookups(self, request, model_admin):
-        return [("yes", "Flagged"), ("no", "Not flagged")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.filter(duplicate_face_id__isnull=False)
-        if self.value() == "no":
-            return queryset.filter(duplicate_face_id__isnull=True)
-        return queryset
+    options = {
+        "yes": ("Flagged", lambda qs: qs.filter(duplicate_face_id__isnull=False)),
+        "no": ("Not flagged", lambda qs: qs.filter(duplicate_face_id__isnull=True)),
+    }
 
 
 # --- inlines -------------------------------------------------------------------------------------
@@ -175,7 +160,25 @@ class ReferenceFormSet(BaseInlineFormSet):
                     raise ValidationError(problem)
 
 
-class FaceReferenceInline(admin.TabularInline):
+class ReferenceColumns:
+    """The reference photo columns the face page inline and the reference list share."""
+
+    #: side of the photo thumbnail column, in CSS pixels
+    photo_px = THUMB_PX
+
+    @admin.display(description="photo")
+    def photo(self, ref: FaceReference):
+        return _thumb(ref, alt=f"Reference {ref.pk}", size=self.photo_px)
+
+    @admin.display(description="possible duplicate of")
+    def duplicate(self, ref: FaceReference):
+        if not ref.duplicate_of_id:
+            return "—"
+        link = _face_link(ref.duplicate_of_id, str(ref.duplicate_of))
+        return format_html("⚠ {} (distance {})", link, f"{ref.duplicate_distance:.2f}")
+
+
+class FaceReferenceInline(ReferenceColumns, admin.TabularInline):
     model = FaceReference
     fk_name = "face"
     formset = ReferenceFormSet
@@ -183,16 +186,15 @@ class FaceReferenceInline(admin.TabularInline):
     fields = readonly_fields = ("photo", "is_primary", "gate_result", "pose", "duplicate")
     verbose_name = "reference photo"
     show_change_link = True
+    photo_px = 96
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False  # photos come in through the face form's upload field (and the gate)
 
-    @admin.display(description="photo")
-    def photo(self, ref: FaceReference):
-        return _thumb(ref, alt=f"Reference {ref.pk}", size=96)
-
     @admin.display(description="quality gate")
     def gate_result(self, ref: FaceReference):
+        if ref.gate_pending:
+            return "⏳ Checking… (reload the page for the result)"
         if ref.gate_passed:
             return "✓ passed"
         items = format_html_join("", "<li>{}</li>", ((m,) for m in ref.failure_messages))
@@ -204,16 +206,12 @@ class FaceReferenceInline(admin.TabularInline):
             return "—"
         return f"{ref.yaw:+.0f}° / {ref.pitch:+.0f}°"
 
-    @admin.display(description="possible duplicate of")
-    def duplicate(self, ref: FaceReference):
-        if not ref.duplicate_of_id:
-            return "—"
-        link = _face_link(ref.duplicate_of_id, str(ref.duplicate_of))
-        return format_html("⚠ {} (distance {})", link, f"{ref.duplicate_distance:.2f}")
-
 
 class ConsentColumns:
     """The consent columns the face page inline and the consent list share."""
+
+    #: what a consent grants, for how long, and the signed document behind it
+    terms_fields = ("document", "licence_terms", "valid_from", "expires_on", "uses", "state")
 
     @admin.display(description="allowed uses")
     def uses(self, consent: Consent):
@@ -224,26 +222,14 @@ class ConsentColumns:
         return _consent_state(consent)
 
 
-class ConsentInline(ConsentColumns, admin.TabularInline):
+class ConsentInline(ConsentColumns, ReadOnlyTabularInline):
     """Recorded consents: evidence, so read-only (end one with the Consents list's revoke)."""
 
     model = Consent
-    extra = 0
-    can_delete = False
-    fields = readonly_fields = (
-        "document",
-        "licence_terms",
-        "valid_from",
-        "expires_on",
-        "uses",
-        "state",
-    )
+    fields = ConsentColumns.terms_fields
     verbose_name = "consent / licence"
     verbose_name_plural = "consents / licences"
     show_change_link = True
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class NewConsentInline(admin.StackedInline):
@@ -264,15 +250,10 @@ class NewConsentInline(admin.StackedInline):
         return self.has_add_permission(request, obj)
 
 
-class FaceEventInline(admin.TabularInline):
+class FaceEventInline(ReadOnlyTabularInline):
     model = FaceEvent
-    extra = 0
-    can_delete = False
-    fields = readonly_fields = ("created_at", "from_status", "to_status", "actor", "note")
+    fields = ("created_at", "from_status", "to_status", "actor", "note")
     verbose_name = "status change"
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
@@ -301,6 +282,44 @@ class _Pending:
     face: Face | None = None
     photos: list = field(default_factory=list)
     consents: list[dict] = field(default_factory=list)
+
+
+# --- actions that need a reason ------------------------------------------------------------------
+
+#: an admin action given the reason the curator typed
+ReasonedAction = Callable[[Any, HttpRequest, QuerySet, str], None]
+
+
+def _asks_reason(*, title: str, intro: str) -> Callable[[ReasonedAction], Callable[..., Any]]:
+    """Make an admin action ask for a reason first (it is recorded on every event it writes).
+
+    The first call, from the change list, shows ``action_reason.html``: the selected objects, a
+    reason field and ``title`` on the button; that page posts the action again with ``apply``,
+    and once the reason is valid the action runs with it.
+    """
+
+    def decorate(run: ReasonedAction) -> Callable[..., Any]:
+        @functools.wraps(run)
+        def action(model_admin: Any, request: HttpRequest, queryset: QuerySet) -> Any:
+            form = ReasonForm(request.POST if "apply" in request.POST else None)
+            if form.is_valid():
+                run(model_admin, request, queryset, form.cleaned_data["reason"])
+                return None
+            context = {
+                **model_admin.admin_site.each_context(request),
+                "title": title,
+                "intro": intro,
+                "objects": list(queryset),
+                "form": form,
+                "action": run.__name__,
+                "opts": model_admin.model._meta,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "facelibrary/admin/action_reason.html", context)
+
+        return action
+
+    return decorate
 
 
 # --- face ----------------------------------------------------------------------------------------
@@ -378,10 +397,13 @@ class FaceAdmin(admin.ModelAdmin):
     inlines = [FaceReferenceInline, ConsentInline, NewConsentInline, FaceEventInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Face]:
-        failing = FaceReference.objects.filter(gate_passed=False).only(
-            "id", "face_id", "gate_checks"
+        failing = (
+            FaceReference.objects.filter(gate_passed=False)
+            .exclude(gate_status=FaceReference.GateStatus.PENDING)
+            .only("id", "face_id", "gate_checks")
         )
-        return selectors.with_curator_columns(super().get_queryset(request)).prefetch_related(
+        faces = with_face_usage(selectors.with_curator_columns(super().get_queryset(request)))
+        return faces.prefetch_related(
             Prefetch("references", queryset=failing, to_attr="failing_refs")
         )
 
@@ -418,6 +440,8 @@ class FaceAdmin(admin.ModelAdmin):
     def gate(self, face: Face):
         if not face.reference_count:
             return "no photo"
+        if face.checking_references and not face.failing_references:
+            return f"⏳ checking {face.checking_references} of {face.reference_count} photo(s)"
         if not face.failing_references:
             return f"✓ {face.reference_count} photo(s) pass"
         first = face.failing_refs[0].failure_messages if face.failing_refs else []
@@ -470,7 +494,7 @@ class FaceAdmin(admin.ModelAdmin):
     def statistics(self, face: Face):
         if face.pk is None:
             return "—"
-        stats = selectors.face_stats(face_ids=[face.pk]).get(face.pk)
+        stats = face_stats(face_ids=[face.pk]).get(face.pk)
         if stats is None:
             return "Not used in any generation yet."
         rate = f"{stats.approval_rate:.0%}" if stats.approval_rate is not None else "—"
@@ -506,7 +530,8 @@ class FaceAdmin(admin.ModelAdmin):
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         request._facelibrary_pending = _Pending()
         # super() runs its POST handling in transaction.atomic; once it returns, the face row
-        # is committed and the slow work (gate, file writes) can run without holding it open.
+        # is committed and the file writes can run without holding it open (the gate itself
+        # runs in the analysis worker).
         response = super().changeform_view(request, object_id, form_url, extra_context)
         pending: _Pending = request._facelibrary_pending
         if pending.face is not None:
@@ -546,11 +571,20 @@ class FaceAdmin(admin.ModelAdmin):
         for upload in pending.photos:
             name = safe_display_name(getattr(upload, "name", ""))
             try:
-                ref = services.reference_add(face=pending.face, upload=upload, actor=request.user)
+                ref = services.reference_upload(
+                    face=pending.face, upload=upload, actor=request.user
+                )
             except services.InvalidReference as exc:
                 messages.error(request, f"{name}: not added. {exc}")
                 continue
-            if ref.gate_passed:
+            ref.refresh_from_db()  # checked already where the queue runs jobs at once
+            if ref.gate_pending:
+                messages.info(
+                    request,
+                    f"{name}: added; the quality gate is checking it (reload the page for the "
+                    "result).",
+                )
+            elif ref.gate_passed:
                 messages.success(request, f"{name}: passed the quality gate.")
             else:
                 reasons = " ".join(ref.failure_messages)
@@ -570,43 +604,37 @@ class FaceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Activate selected faces", permissions=["change"])
     def activate_faces(self, request, queryset) -> None:
-        done, refused = [], []
-        for face in queryset.order_by("code"):
-            try:
-                services.face_activate(face=face, actor=request.user)
-            except services.FaceActionRefused as exc:
-                refused.append((face, exc.reasons))
-            else:
-                done.append(face.code)
-        self._report(request, "activated", done, refused)
+        self._each_face(
+            request,
+            queryset,
+            "activated",
+            lambda face: services.face_activate(face=face, actor=request.user),
+        )
 
     @admin.action(description="Retire selected faces…", permissions=["change"])
-    def retire_faces(self, request, queryset) -> HttpResponse | None:
-        form = ReasonForm(request.POST if "apply" in request.POST else None)
-        if not form.is_valid():
-            return _reason_page(
-                request,
-                self,
-                queryset,
-                form,
-                title="Retire faces",
-                action="retire_faces",
-                intro="Retired faces leave the seller gallery at once. Past shoots keep them.",
-            )
+    @_asks_reason(
+        title="Retire faces",
+        intro="Retired faces leave the seller gallery at once. Past shoots keep them.",
+    )
+    def retire_faces(self, request, queryset, reason: str) -> None:
+        self._each_face(
+            request,
+            queryset,
+            "retired",
+            lambda face: services.face_retire(face=face, actor=request.user, reason=reason),
+        )
+
+    def _each_face(self, request, queryset, verb: str, change: Callable[[Face], object]) -> None:
+        """Apply ``change`` to every selected face in code order, then report what was done and
+        every refusal with its reasons (one refused face does not stop the others)."""
         done, refused = [], []
         for face in queryset.order_by("code"):
             try:
-                services.face_retire(
-                    face=face, actor=request.user, reason=form.cleaned_data["reason"]
-                )
+                change(face)
             except services.FaceActionRefused as exc:
                 refused.append((face, exc.reasons))
             else:
                 done.append(face.code)
-        self._report(request, "retired", done, refused)
-        return None
-
-    def _report(self, request, verb: str, done: list[str], refused: list) -> None:
         if done:
             messages.success(request, f"{len(done)} face(s) {verb}: {', '.join(done)}.")
         for face, reasons in refused:
@@ -614,29 +642,28 @@ class FaceAdmin(admin.ModelAdmin):
             messages.error(request, f"Face {face.code} was not {verb}: {' · '.join(reasons)}")
 
 
-def _reason_page(request, model_admin, queryset, form, *, title, action, intro) -> HttpResponse:
-    context = {
-        **model_admin.admin_site.each_context(request),
-        "title": title,
-        "intro": intro,
-        "objects": list(queryset),
-        "form": form,
-        "action": action,
-        "opts": model_admin.model._meta,
-        "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-    }
-    return TemplateResponse(request, "facelibrary/admin/action_reason.html", context)
-
-
 # --- references ----------------------------------------------------------------------------------
 
 
 @admin.register(FaceReference)
-class FaceReferenceAdmin(admin.ModelAdmin):
+class FaceReferenceAdmin(ReferenceColumns, admin.ModelAdmin):
     """Read-only view of every reference with its full gate report; pick the primary one here."""
 
-    list_display = ("photo", "face", "is_primary", "gate_passed", "failures", "duplicate")
-    list_filter = ("gate_passed", "is_primary", ("duplicate_of", admin.EmptyFieldListFilter))
+    list_display = (
+        "photo",
+        "face",
+        "is_primary",
+        "gate_status",
+        "gate_passed",
+        "failures",
+        "duplicate",
+    )
+    list_filter = (
+        "gate_status",
+        "gate_passed",
+        "is_primary",
+        ("duplicate_of", admin.EmptyFieldListFilter),
+    )
     search_fields = ("face__code",)
     list_select_related = ("face", "duplicate_of")
     actions = ["make_primary"]
@@ -644,6 +671,7 @@ class FaceReferenceAdmin(admin.ModelAdmin):
         "face",
         "large_photo",
         "is_primary",
+        "gate_status",
         "gate_passed",
         "checks",
         "face_box",
@@ -661,10 +689,6 @@ class FaceReferenceAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # through the face form's inline, which checks the face stays usable
-
-    @admin.display(description="photo")
-    def photo(self, ref: FaceReference):
-        return _thumb(ref, alt=f"Reference {ref.pk}")
 
     @admin.display(description="photo")
     def large_photo(self, ref: FaceReference):
@@ -687,13 +711,6 @@ class FaceReferenceAdmin(admin.ModelAdmin):
             models.append(f"insightface {len(ref.embedding_512)}-d")
         return ", ".join(models) or "none (no single face found)"
 
-    @admin.display(description="possible duplicate of")
-    def duplicate(self, ref: FaceReference):
-        if not ref.duplicate_of_id:
-            return "—"
-        link = _face_link(ref.duplicate_of_id, str(ref.duplicate_of))
-        return format_html("⚠ {} (distance {})", link, f"{ref.duplicate_distance:.2f}")
-
     @admin.action(description="Make the selected photo its face's primary", permissions=["change"])
     def make_primary(self, request, queryset) -> None:
         if queryset.count() != 1:
@@ -710,22 +727,17 @@ class FaceReferenceAdmin(admin.ModelAdmin):
 # --- consents ------------------------------------------------------------------------------------
 
 
-class ConsentStateFilter(admin.SimpleListFilter):
+class ConsentStateFilter(ChoiceFilter):
     title = "state"
     parameter_name = "state"
-
-    def lookups(self, request, model_admin):
-        return [("valid", "Valid"), ("expired", "Expired"), ("revoked", "Revoked")]
-
-    def queryset(self, request, queryset):
-        today = timezone.localdate()
-        if self.value() == "valid":
-            return queryset.valid_on(today)
-        if self.value() == "expired":
-            return queryset.filter(expires_on__lt=today, revoked_at__isnull=True)
-        if self.value() == "revoked":
-            return queryset.filter(revoked_at__isnull=False)
-        return queryset
+    options = {
+        "valid": ("Valid", lambda qs: qs.valid_on(timezone.localdate())),
+        "expired": (
+            "Expired",
+            lambda qs: qs.filter(expires_on__lt=timezone.localdate(), revoked_at__isnull=True),
+        ),
+        "revoked": ("Revoked", lambda qs: qs.filter(revoked_at__isnull=False)),
+    }
 
 
 @admin.register(Consent)
@@ -738,17 +750,7 @@ class ConsentAdmin(ConsentColumns, admin.ModelAdmin):
     list_select_related = ("face",)
     date_hierarchy = "expires_on"
     actions = ["revoke"]
-    fields = readonly_fields = (
-        "face",
-        "document",
-        "licence_terms",
-        "valid_from",
-        "expires_on",
-        "uses",
-        "state",
-        "created_by",
-        "created_at",
-    )
+    fields = readonly_fields = ("face", *ConsentColumns.terms_fields, "created_by", "created_at")
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -757,25 +759,15 @@ class ConsentAdmin(ConsentColumns, admin.ModelAdmin):
         return False
 
     @admin.action(description="Revoke selected consents…", permissions=["change"])
-    def revoke(self, request, queryset) -> HttpResponse | None:
-        form = ReasonForm(request.POST if "apply" in request.POST else None)
-        if not form.is_valid():
-            return _reason_page(
-                request,
-                self,
-                queryset,
-                form,
-                title="Revoke consents",
-                action="revoke",
-                intro="An active face left without a valid consent is retired at once.",
-            )
+    @_asks_reason(
+        title="Revoke consents",
+        intro="An active face left without a valid consent is retired at once.",
+    )
+    def revoke(self, request, queryset, reason: str) -> None:
         for consent in queryset.select_related("face"):
             try:
-                services.consent_revoke(
-                    consent=consent, actor=request.user, reason=form.cleaned_data["reason"]
-                )
+                services.consent_revoke(consent=consent, actor=request.user, reason=reason)
             except services.FaceActionRefused as exc:
                 messages.error(request, " ".join(exc.reasons))
             else:
                 messages.success(request, f"Consent {consent.pk} of {consent.face} revoked.")
-        return None

@@ -272,7 +272,7 @@ def _import_entry(
 
 
 def _already_imported(data: bytes) -> str | None:
-    from seller.imagefiles import sha256
+    from core.files import sha256
 
     ref = FaceReference.objects.filter(source_sha256=sha256(data)).select_related("face").first()
     return ref.face.code if ref else None

@@ -1,4 +1,4 @@
-"""Forms: the curator's face form (admin) and the seller gallery's filters."""
+"""Forms of the curator's face admin (faces, consents, reasons)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,8 @@ from typing import Any
 
 from django import forms
 
-from .models import (
-    SKIN_TONE_CHOICES,
-    AgeBand,
-    Consent,
-    Expression,
-    Face,
-    GenderPresentation,
-    Hair,
-    HairColor,
-    Region,
-)
+from .models import Consent, Face, Region
+from .services import ATTRIBUTE_FIELDS
 
 REFERENCE_ACCEPT = "image/jpeg,image/png,image/webp"
 
@@ -51,24 +42,14 @@ class FaceAdminForm(forms.ModelForm):
         required=False,
         help_text=(
             "JPEG, PNG or WebP; one person, facing the camera, face at least 128 px. Each photo "
-            "goes through the quality gate when you save; the result is shown below."
+            "goes through the quality gate after you save; its result shows below once the "
+            "check is done (reload the page)."
         ),
     )
 
     class Meta:
         model = Face
-        fields = [
-            "code",
-            "source",
-            "gender_presentation",
-            "age_band",
-            "skin_tone",
-            "region_tags",
-            "expression",
-            "hair",
-            "hair_color",
-            "notes",
-        ]
+        fields = ["code", "source", *ATTRIBUTE_FIELDS]
 
 
 class NewConsentForm(forms.ModelForm):
@@ -93,42 +74,3 @@ class ReasonForm(forms.Form):
     reason = forms.CharField(
         label="Reason", max_length=500, widget=forms.Textarea(attrs={"rows": 3, "cols": 60})
     )
-
-
-def _any(choices) -> list[tuple[Any, str]]:
-    return [("", "Any"), *[(str(value), str(label)) for value, label in choices]]
-
-
-class GalleryFilterForm(forms.Form):
-    """The seller gallery's filters (GET). Every field is optional; ``filters()`` feeds
-    ``selectors.gallery_faces``."""
-
-    gender_presentation = forms.ChoiceField(
-        label="Gender presentation", required=False, choices=_any(GenderPresentation.choices)
-    )
-    age_band = forms.ChoiceField(label="Age", required=False, choices=_any(AgeBand.choices))
-    skin_tone = forms.TypedChoiceField(
-        label="Skin tone (Monk scale)",
-        required=False,
-        coerce=int,
-        empty_value=None,
-        choices=_any(SKIN_TONE_CHOICES),
-    )
-    region = forms.ChoiceField(label="Region", required=False, choices=_any(Region.choices))
-    expression = forms.ChoiceField(
-        label="Expression", required=False, choices=_any(Expression.choices)
-    )
-    hair = forms.ChoiceField(label="Hair", required=False, choices=_any(Hair.choices))
-    hair_color = forms.ChoiceField(
-        label="Hair colour", required=False, choices=_any(HairColor.choices)
-    )
-
-    def filters(self) -> dict[str, Any]:
-        if not self.is_valid():
-            # A hand-edited URL with an unknown value filters by the fields that are valid.
-            return {
-                key: value
-                for key, value in self.cleaned_data.items()
-                if key not in self.errors and value not in (None, "")
-            }
-        return {key: value for key, value in self.cleaned_data.items() if value not in (None, "")}

@@ -1,30 +1,35 @@
-"""Preparing a reference photo: validate, run the quality gate, embed, make a thumbnail.
+"""Preparing a reference photo: validate and decode it, run the quality gate, embed, thumbnail.
 
 Pure computation on bytes (no database, no storage), so services can run it before and outside
-any transaction. The gate itself lives in ``generation.inference.faces``; this module adds what
-the library needs around it: safe decoding, the optional 512-d insightface embedding and the
-thumbnail shown in admin lists and the seller gallery.
+any transaction. Two halves:
+
+- ``decode_reference``: safe decoding and the stored PNG, with PIL only. The curator's admin
+  stores an upload with it and leaves the gate to the ``analysis`` worker: a page request never
+  loads the ML stack.
+- ``gate_reference``: the gate itself (``generation.inference.faces``: dlib, mediapipe, OpenCV),
+  the optional 512-d insightface embedding and the thumbnail centred on the face. The face
+  models are imported by the functions that run them, never when this module is imported.
+
+``prepare_reference`` is both at once (the import command and the face generator run it
+synchronously: they are not page requests).
 """
 
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from PIL import Image
 
+from core.files import sha256
 from generation.inference.errors import ModelMissingError
-from generation.inference.faces import (
-    DLIB_SAME_PERSON_THRESHOLD,
-    FaceQualityReport,
-    InsightFaceEmbedder,
-    QualityCheck,
-    assess_face_photo,
-    face_distance,
-)
 from generation.inference.intake import encode_jpeg, encode_png, load_upload
-from seller.imagefiles import sha256
+
+if TYPE_CHECKING:
+    from generation.inference.faces import FaceQualityReport, QualityCheck
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +58,27 @@ class PreparedReference:
         return [float(x) for x in emb] if emb is not None else None
 
 
-def prepare_reference(data: bytes) -> PreparedReference:
-    """Decode ``data`` safely and run the gate on it; raises InvalidImageError for a non-image."""
+@dataclass
+class DecodedReference:
+    """An uploaded photo, decoded and normalised: the image the gate measures and the PNG stored."""
+
+    image: Image.Image
+    png: bytes
+    source_sha256: str
+
+    @classmethod
+    def from_stored_png(cls, png: bytes, source_sha256: str) -> DecodedReference:
+        """The stored reference read back (PNG is lossless: the very pixels the upload gave)."""
+        with Image.open(io.BytesIO(png)) as image:
+            return cls(image=image.convert("RGB"), png=png, source_sha256=source_sha256)
+
+    def placeholder_thumbnail(self) -> bytes:
+        """The centre of the photo, shown until the gate has found the face."""
+        return encode_jpeg(thumbnail(self.image, None), quality=88)
+
+
+def decode_reference(data: bytes) -> DecodedReference:
+    """Decode ``data`` safely (PIL only); raises InvalidImageError for a non-image."""
     intake = load_upload(
         data,
         max_bytes=settings.UPLOAD_MAX_BYTES,
@@ -62,19 +86,34 @@ def prepare_reference(data: bytes) -> PreparedReference:
         max_side=REFERENCE_MAX_SIDE,
     )
     image = intake.image
+    return DecodedReference(image=image, png=encode_png(image), source_sha256=sha256(data))
+
+
+def gate_reference(decoded: DecodedReference) -> PreparedReference:
+    """Run the quality gate on a decoded photo (model inference: workers and commands only)."""
+    from generation.inference.faces import assess_face_photo  # the ML stack, loaded lazily
+
+    image = decoded.image
     report = assess_face_photo(image)
     return PreparedReference(
-        png=encode_png(image),
+        png=decoded.png,
         thumbnail_jpeg=encode_jpeg(thumbnail(image, report.face_box), quality=88),
         width=image.width,
         height=image.height,
-        source_sha256=sha256(data),
+        source_sha256=decoded.source_sha256,
         report=report,
         embedding_512=_insightface_embedding(image, report),
     )
 
 
+def prepare_reference(data: bytes) -> PreparedReference:
+    """Decode ``data`` safely and run the gate on it; raises InvalidImageError for a non-image."""
+    return gate_reference(decode_reference(data))
+
+
 def _insightface_embedding(image: Image.Image, report: FaceQualityReport) -> list[float] | None:
+    from generation.inference.faces import InsightFaceEmbedder
+
     if report.face is None:
         return None
     try:
@@ -110,6 +149,12 @@ def same_person_check(
     One identity may have several photos, but a photo of somebody else would make the generator
     mix two people; dlib's own same-person threshold decides.
     """
+    from generation.inference.faces import (
+        DLIB_SAME_PERSON_THRESHOLD,
+        QualityCheck,
+        face_distance,
+    )
+
     if embedding is None or primary_embedding is None:
         return None
     distance = face_distance(embedding, primary_embedding)

@@ -223,7 +223,16 @@ class Face(models.Model):
 
 
 class FaceReference(models.Model):
-    """One reference photo of a face, with the gate's verdict and the identity embeddings."""
+    """One reference photo of a face, with the gate's verdict and the identity embeddings.
+
+    A photo uploaded through the admin is stored at once as "gate pending" and the ``analysis``
+    worker runs the gate (``facelibrary.jobs.check_reference``); until then it has not passed.
+    """
+
+    class GateStatus(models.TextChoices):
+        PENDING = "pending", "Checking…"
+        CHECKED = "checked", "Checked"
+        ERROR = "error", "Could not be checked"
 
     face = models.ForeignKey(Face, on_delete=models.CASCADE, related_name="references")
     image = models.ImageField(max_length=200, editable=False)
@@ -234,6 +243,13 @@ class FaceReference(models.Model):
         max_length=64, db_index=True, editable=False, help_text="sha256 of the uploaded bytes"
     )
     is_primary = models.BooleanField(default=False, editable=False)
+    #: has the gate judged the photo yet? (``gate_passed`` is its verdict once ``checked``)
+    gate_status = models.CharField(
+        max_length=10, choices=GateStatus.choices, default=GateStatus.CHECKED, editable=False
+    )
+    #: the gate job's attempt (the reconciler re-enqueues a lost one) and when it was enqueued
+    gate_attempts = models.PositiveSmallIntegerField(default=1, editable=False)
+    gate_queued_at = models.DateTimeField(null=True, blank=True, editable=False)
     gate_passed = models.BooleanField(default=False, editable=False)
     #: [{name, value, threshold, passed, message}, ...] as the gate measured them
     gate_checks = models.JSONField(default=list, editable=False)
@@ -261,6 +277,13 @@ class FaceReference(models.Model):
 
     class Meta:
         ordering = ["-is_primary", "id"]
+        indexes = [
+            models.Index(
+                fields=["gate_queued_at"],
+                condition=Q(gate_status="pending"),
+                name="reference_gate_pending",
+            )
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["face"], condition=Q(is_primary=True), name="one_primary_reference_per_face"
@@ -269,6 +292,15 @@ class FaceReference(models.Model):
 
     def __str__(self) -> str:
         return f"reference {self.pk} of {self.face}"
+
+    @property
+    def gate_pending(self) -> bool:
+        return self.gate_status == self.GateStatus.PENDING
+
+    @property
+    def gate_job_id(self) -> str:
+        """The RQ job id of the gate's current attempt."""
+        return f"face-reference-{self.pk}-gate-{self.gate_attempts}"
 
     @property
     def failed_checks(self) -> list[dict]:

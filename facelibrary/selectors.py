@@ -1,9 +1,8 @@
-"""Reads of the face library: the seller gallery, curator checks and per-face statistics."""
+"""Reads of the face library: the seller gallery and curator checks."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -23,11 +22,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from .models import Consent, Face, FaceReference, Region
-
-#: current asset statuses that count as approved / rejected for a face's approval rate
-APPROVED_ASSET_STATUSES = ("seller_approved", "qa_approved", "published")
-REJECTED_ASSET_STATUSES = ("seller_rejected", "qa_rejected")
+from .models import Consent, ConsentUse, Face, FaceReference, Region
 
 #: gallery filters that match a Face field exactly (a list value means "any of these")
 _EXACT_FILTERS = (
@@ -68,6 +63,85 @@ def last_consent_end(*, face: Face) -> date | None:
         .values_list("expires_on", flat=True)
         .first()
     )
+
+
+# --- consent at the moment of use ---------------------------------------------------------------
+
+#: the uses generation checks: every job makes an image; a video is an extra that needs its own
+USE_IMAGES = ConsentUse.CATALOG_IMAGES
+USE_VIDEO = ConsentUse.CATALOG_VIDEO
+
+
+def _in_force(consent: Consent, day: date) -> bool:
+    """Started, not expired, not revoked (whatever it allows)."""
+    return (
+        consent.revoked_at is None
+        and consent.valid_from <= day
+        and (consent.expires_on is None or consent.expires_on >= day)
+    )
+
+
+def _unusable_reason(face: Face, consents: list[Consent], use: str, day: date) -> str | None:
+    in_force = [consent for consent in consents if _in_force(consent, day)]
+    covers_images = [consent for consent in in_force if consent.allows_catalog_images]
+    if face.status != Face.Status.ACTIVE or not covers_images:
+        if not covers_images and consents:
+            why = "its consent ended"
+        elif not covers_images:
+            why = "it has no consent on file"
+        elif face.status == Face.Status.RETIRED:
+            why = "it was retired from the face library"
+        else:
+            why = "it is not released for use yet"
+        return f"Face {face.code} is no longer available ({why})."
+    if use != USE_IMAGES and not any(getattr(c, f"allows_{use}") for c in in_force):
+        label = ConsentUse(use).label.lower()
+        return f"Face {face.code} may not be used for {label} (its consent does not cover it)."
+    return None
+
+
+def unusable_faces(
+    faces: Iterable[Face | int | None], *, use: str = USE_IMAGES, on: date | None = None
+) -> dict[int, str]:
+    """Faces that may not be used for ``use`` now: face id -> the reason, in a seller's words.
+
+    A face may be used when it is active and has a consent in force (started, not expired, not
+    revoked) that covers catalog images and, for another use (``USE_VIDEO``), one covering that
+    use too. Status and consents are read from the database (2 queries, whatever the number of
+    faces): a face instance held since the run was queued may be stale. Generation calls this
+    when a run starts, is regenerated or retried, and when each job (and its video) runs.
+    """
+    ids = {face if isinstance(face, int) else face.pk for face in faces if face is not None}
+    if not ids:
+        return {}
+    day = on or timezone.localdate()
+    consents: dict[int, list[Consent]] = {face_id: [] for face_id in ids}
+    for consent in Consent.objects.filter(face_id__in=ids):
+        consents[consent.face_id].append(consent)
+    found = {face.pk: face for face in Face.objects.filter(pk__in=ids).only("code", "status")}
+    problems = {}
+    for face_id in sorted(ids):
+        face = found.get(face_id)
+        if face is None:
+            problems[face_id] = "This face no longer exists in the face library."
+            continue
+        reason = _unusable_reason(face, consents[face_id], use, day)
+        if reason:
+            problems[face_id] = reason
+    return problems
+
+
+def face_unusable_reason(
+    face: Face | None, *, use: str = USE_IMAGES, on: date | None = None
+) -> str | None:
+    """Why ``face`` may not be used for ``use`` now (None: it may; no face: nothing to check)."""
+    if face is None:
+        return None
+    return unusable_faces([face], use=use, on=on).get(face.pk)
+
+
+def face_usable(face: Face, *, use: str = USE_IMAGES, on: date | None = None) -> bool:
+    return face_unusable_reason(face, use=use, on=on) is None
 
 
 # --- references ----------------------------------------------------------------------------------
@@ -136,7 +210,12 @@ def face_activation_problems(*, face: Face, on: date | None = None) -> list[str]
     if not references:
         problems.append("It has no reference photo.")
     for ref in references:
-        if not ref.gate_passed:
+        if ref.gate_pending:
+            problems.append(
+                f"Reference photo {ref.pk} is still being checked by the quality gate; "
+                "reload the page in a moment."
+            )
+        elif not ref.gate_passed:
             reasons = " ".join(ref.failure_messages) or "It failed the quality gate."
             problems.append(f"Reference photo {ref.pk} failed the quality gate: {reasons}")
     passing = [ref for ref in references if ref.gate_passed]
@@ -211,78 +290,18 @@ def region_filter(regions: list[str]) -> Q:
 # --- statistics ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class FaceStats:
-    #: generation runs that used the face (a run with 3 variants counts once)
-    usage: int
-    images: int
-    approved: int
-    rejected: int
-
-    @property
-    def decided(self) -> int:
-        return self.approved + self.rejected
-
-    @property
-    def approval_rate(self) -> float | None:
-        """Share of the reviewed images that are approved (None before any review)."""
-        return self.approved / self.decided if self.decided else None
-
-
-def face_stats(*, face_ids: Iterable[int] | None = None) -> dict[int, FaceStats]:
-    """Usage and approval counts per face, from GenerationJob and Asset rows (two queries)."""
-    from generation.models import Asset, GenerationJob
-
-    jobs = GenerationJob.objects.filter(face__isnull=False)
-    assets = Asset.objects.filter(kind=Asset.Kind.IMAGE, job__face__isnull=False)
-    if face_ids is not None:
-        ids = list(face_ids)
-        jobs, assets = jobs.filter(face_id__in=ids), assets.filter(job__face_id__in=ids)
-    usage = dict(
-        jobs.values("face_id")
-        .annotate(n=Count("run_id", distinct=True))
-        .values_list("face_id", "n")
-        .order_by()
-    )
-    counts = (
-        assets.values("job__face_id")
-        .annotate(
-            images=Count("id"),
-            approved=Count("id", filter=Q(status__in=APPROVED_ASSET_STATUSES)),
-            rejected=Count("id", filter=Q(status__in=REJECTED_ASSET_STATUSES)),
-        )
-        .order_by()
-    )
-    by_face = {row["job__face_id"]: row for row in counts}
-    return {
-        face_id: FaceStats(
-            usage=usage.get(face_id, 0),
-            images=by_face.get(face_id, {}).get("images", 0),
-            approved=by_face.get(face_id, {}).get("approved", 0),
-            rejected=by_face.get(face_id, {}).get("rejected", 0),
-        )
-        for face_id in set(usage) | set(by_face)
-    }
-
-
-def _count(queryset: QuerySet, group_by: str) -> Coalesce:
+def count_subquery(queryset: QuerySet, group_by: str) -> Coalesce:
     """A correlated COUNT(*) subquery (several joined COUNTs would multiply each other)."""
     counted = queryset.order_by().values(group_by).annotate(n=Count("*")).values("n")
     return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
 
 
 def with_curator_columns(faces: QuerySet[Face], *, on: date | None = None) -> QuerySet[Face]:
-    """The admin list's columns in one query: usage, review counts, gate and consent state."""
-    from generation.models import Asset, GenerationJob
+    """The admin list's curation columns in one query: references (those the gate is still
+    checking, those that failed it), consent, duplicates.
 
-    runs = (
-        GenerationJob.objects.filter(face=OuterRef("pk"))
-        .order_by()
-        .values("face")
-        .annotate(n=Count("run", distinct=True))
-        .values("n")
-    )
-    images = Asset.objects.filter(job__face=OuterRef("pk"), kind=Asset.Kind.IMAGE)
+    Usage and review counts come from generation (``generation.selectors.with_face_usage``).
+    """
     refs = FaceReference.objects.filter(face=OuterRef("pk"))
     consent_until = (
         valid_consents(on=on)
@@ -291,12 +310,12 @@ def with_curator_columns(faces: QuerySet[Face], *, on: date | None = None) -> Qu
         .values("expires_on")[:1]
     )
     closest_duplicate = refs.filter(duplicate_of__isnull=False).order_by("duplicate_distance")
+    checking = refs.filter(gate_status=FaceReference.GateStatus.PENDING)
+    failing = refs.filter(gate_passed=False).exclude(gate_status=FaceReference.GateStatus.PENDING)
     return faces.annotate(
-        usage_count=Coalesce(Subquery(runs, output_field=IntegerField()), Value(0)),
-        images_approved=_count(images.filter(status__in=APPROVED_ASSET_STATUSES), "job__face"),
-        images_rejected=_count(images.filter(status__in=REJECTED_ASSET_STATUSES), "job__face"),
-        reference_count=_count(refs, "face"),
-        failing_references=_count(refs.filter(gate_passed=False), "face"),
+        reference_count=count_subquery(refs, "face"),
+        checking_references=count_subquery(checking, "face"),
+        failing_references=count_subquery(failing, "face"),
         consent_valid=_valid_consent_exists(on),
         consent_until=Subquery(consent_until),
         duplicate_face_id=Subquery(closest_duplicate.values("duplicate_of")[:1]),

@@ -1,13 +1,17 @@
 """Face library services: the only code that writes faces, references and consents.
 
-Status changes are compare-and-swap UPDATEs (``filter(pk=..., status=<what the caller saw>)``)
-under a row lock on the face, like shoot transitions: 0 rows means another curator or the expiry
-job changed the face first, and we say so instead of overwriting their change. Each change
-writes a ``FaceEvent`` in the same transaction.
+Status changes go through ``FACES`` (a ``core.transitions.StateMachine``, like shoots and
+assets): a compare-and-swap UPDATE on the status the caller saw, under a row lock on the face,
+plus one ``FaceEvent`` in the same transaction. 0 rows means another curator or the expiry job
+changed the face first, and we say so (``FaceStatusConflict``) instead of overwriting their
+change.
 
 Reference photos go through the quality gate (model inference, ~100 ms) and are written to
 storage *before* any transaction is opened; only the row insert is transactional, and the files
-are deleted again when it fails.
+are deleted again when it fails. A page request never runs the gate: ``reference_upload`` stores
+the photo as "gate pending" and the ``analysis`` worker runs it (``facelibrary.jobs.
+check_reference`` -> ``reference_check``); the import command and the face generator call
+``reference_add``, which gates synchronously.
 """
 
 from __future__ import annotations
@@ -23,9 +27,19 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from seller.imagefiles import delete_quietly, store
+from core.files import delete_quietly, stored_files
+from core.queues import ANALYSIS, enqueue_on_commit, renew_attempt
+from core.transitions import (
+    StateMachine,
+    Transition,
+    TransitionConflict,
+    TransitionNotAllowed,
+    table,
+)
+from generation.inference.errors import InferenceError, InvalidImageError
 
 from . import selectors
+from .gate import DecodedReference, decode_reference, gate_reference, same_person_check
 from .models import Consent, Face, FaceEvent, FaceReference, Region, Source
 
 if TYPE_CHECKING:
@@ -49,6 +63,11 @@ CONSENT_DOCUMENT_MAX_BYTES = 10 * 1024 * 1024
 _CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: codes are read aloud
 
 
+#: what a curator reads when the gate job of a photo was lost too often
+LOST_GATE = "The quality gate did not complete after {} attempts ({}). "
+LOST_GATE += "Delete the photo and upload it again."
+
+
 class FaceActionRefused(Exception):
     """The action is not allowed for this face now; ``reasons`` says why, for a curator."""
 
@@ -57,8 +76,19 @@ class FaceActionRefused(Exception):
         super().__init__(" ".join(self.reasons))
 
 
-class FaceStatusConflict(FaceActionRefused):
+class FaceStatusConflict(FaceActionRefused, TransitionConflict):
     """Someone else changed the face between our read and our write."""
+
+
+TRANSITIONS: dict[str, Transition] = table(
+    Face.Status,
+    """
+    activate   draft, retired   -> active
+    retire     draft, active    -> retired
+    """,
+)
+
+FACES = StateMachine(Face, FaceEvent, TRANSITIONS, touch=("status_changed_at", "updated_at"))
 
 
 class InvalidReference(Exception):
@@ -101,21 +131,18 @@ def face_create(
     raise RuntimeError("could not find a free face code")  # 32^6 codes: practically unreachable
 
 
-def _change_status(face: Face, *, to: str, actor, note: str, **fields: Any) -> Face:
-    """CAS from the status the caller saw to ``to``; the caller holds the row lock."""
-    expected = face.status
-    now = timezone.now()
-    changed = Face.objects.filter(pk=face.pk, status=expected).update(
-        status=to, status_changed_at=now, updated_at=now, **fields
-    )
-    if changed == 0:
+def _change_status(face: Face, action: str, *, actor, note: str, **fields: Any) -> Face:
+    """Move ``face`` by ``action`` (``FACES``) from the status the caller saw; the caller holds
+    the row lock. Refusals and conflicts come back as the curator-facing exceptions."""
+    try:
+        return FACES.apply(face, action, actor=actor, note=note, **fields)
+    except TransitionConflict:
         current = Face.objects.filter(pk=face.pk).values_list("status", flat=True).first()
         raise FaceStatusConflict(
             f"Face {face.code} changed meanwhile (now {current}); nothing was applied."
-        )
-    FaceEvent.objects.create(face=face, from_status=expected, to_status=to, actor=actor, note=note)
-    face.refresh_from_db()
-    return face
+        ) from None
+    except TransitionNotAllowed as exc:
+        raise FaceActionRefused(str(exc)) from None
 
 
 def _lock(face: Face) -> None:
@@ -134,7 +161,7 @@ def face_activate(*, face: Face, actor) -> Face:
     problems = selectors.face_activation_problems(face=face)
     if problems:
         raise FaceActionRefused(problems)
-    return _change_status(face, to=S.ACTIVE, actor=actor, note="Activated", retired_reason="")
+    return _change_status(face, "activate", actor=actor, note="Activated", retired_reason="")
 
 
 @transaction.atomic
@@ -146,7 +173,7 @@ def face_retire(*, face: Face, actor, reason: str) -> Face:
     _lock(face)
     if face.status == S.RETIRED:
         raise FaceActionRefused(f"Face {face.code} is already retired.")
-    return _change_status(face, to=S.RETIRED, actor=actor, note=reason, retired_reason=reason)
+    return _change_status(face, "retire", actor=actor, note=reason, retired_reason=reason)
 
 
 def retire_expired_consents(*, today: date | None = None) -> list[int]:
@@ -199,21 +226,15 @@ def reference_add(
         raise TypeError("pass exactly one of image_bytes, upload or prepared")
     if prepared is None:
         prepared = prepare(image_bytes if image_bytes is not None else _read_upload(upload))
-    checks = [check.to_dict() for check in prepared.report.checks]
-    primary = selectors.primary_reference(face=face)
-    same_person = _same_person(prepared, primary)
-    if same_person is not None:
-        checks.append(same_person.to_dict())
-    passed = all(check["passed"] for check in checks)
+    checks, passed = _verdict(face, prepared)
     duplicate = selectors.closest_other_face(embedding=prepared.embedding, exclude_face=face)
 
-    written = [store("facelibrary/references", prepared.png, "png")]
-    written.append(store("facelibrary/thumbnails", prepared.thumbnail_jpeg, "jpg"))
-    try:
-        reference = _record_reference(face, prepared, checks, passed, duplicate, written, actor)
-    except BaseException:
-        delete_quietly(written)
-        raise
+    with stored_files() as files:  # a failed thumbnail write or insert removes the image too
+        image = files.store("facelibrary/references", prepared.png, "png")
+        thumbnail = files.store("facelibrary/thumbnails", prepared.thumbnail_jpeg, "jpg")
+        reference = _record_reference(
+            face, prepared, checks, passed, duplicate, (image, thumbnail), actor
+        )
     if duplicate is not None:
         log.info("reference %s of face %s looks like face %s", reference.pk, face.pk, duplicate)
     return reference
@@ -221,22 +242,46 @@ def reference_add(
 
 def prepare(data: bytes) -> PreparedReference:
     """Decode and gate ``data`` (slow: model inference); raises InvalidReference."""
-    from generation.inference.errors import InvalidImageError
+    return gate_reference(_decode(data))
 
-    from .gate import prepare_reference  # imports the face models: only where they are used
 
+def _decode(data: bytes) -> DecodedReference:
     try:
-        return prepare_reference(data)
+        return decode_reference(data)
     except InvalidImageError as exc:
         raise InvalidReference(str(exc)) from exc
 
 
-def _same_person(prepared: PreparedReference, primary: FaceReference | None):
-    from .gate import same_person_check
+def _verdict(face: Face, prepared: PreparedReference) -> tuple[list[dict], bool]:
+    """The gate's checks, plus "same person as the primary reference" for a further photo."""
+    checks = [check.to_dict() for check in prepared.report.checks]
+    primary = selectors.primary_reference(face=face)
+    if primary is not None:
+        same_person = same_person_check(prepared.embedding, primary.embedding)
+        if same_person is not None:
+            checks.append(same_person.to_dict())
+    return checks, all(check["passed"] for check in checks)
 
-    if primary is None:
-        return None
-    return same_person_check(prepared.embedding, primary.embedding)
+
+def _verdict_fields(
+    prepared: PreparedReference,
+    checks: list[dict],
+    passed: bool,
+    duplicate: tuple[int, float] | None,
+) -> dict:
+    """The gate's verdict and measurements, as the reference row stores them."""
+    report = prepared.report.to_dict()
+    return {
+        "gate_passed": passed,
+        "gate_checks": checks,
+        "face_box": report["face_box"],
+        "yaw": report["yaw"],
+        "pitch": report["pitch"],
+        "embedding": prepared.embedding,
+        "embedding_512": prepared.embedding_512,
+        "duplicate_of_id": duplicate[0] if duplicate else None,
+        "duplicate_distance": duplicate[1] if duplicate else None,
+    }
 
 
 @transaction.atomic
@@ -246,31 +291,159 @@ def _record_reference(
     checks: list[dict],
     passed: bool,
     duplicate: tuple[int, float] | None,
-    written: list[str],
+    names: tuple[str, str],
     actor,
 ) -> FaceReference:
     _lock(face)  # two uploads at once must not both become the primary reference
-    report = prepared.report.to_dict()
     make_primary = passed and not face.references.filter(is_primary=True).exists()
     return FaceReference.objects.create(
         face=face,
-        image=written[0],
-        thumbnail=written[1],
+        image=names[0],
+        thumbnail=names[1],
         width=prepared.width,
         height=prepared.height,
         source_sha256=prepared.source_sha256,
         is_primary=make_primary,
-        gate_passed=passed,
-        gate_checks=checks,
-        face_box=report["face_box"],
-        yaw=report["yaw"],
-        pitch=report["pitch"],
-        embedding=prepared.embedding,
-        embedding_512=prepared.embedding_512,
-        duplicate_of_id=duplicate[0] if duplicate else None,
-        duplicate_distance=duplicate[1] if duplicate else None,
         created_by=actor,
+        **_verdict_fields(prepared, checks, passed, duplicate),
     )
+
+
+# --- references checked by the analysis worker ----------------------------------------------------
+
+GATE_DID_NOT_RUN = "gate"
+
+
+def reference_upload(*, face: Face, actor, upload: UploadedFile) -> FaceReference:
+    """Store an uploaded reference photo now and have the ``analysis`` worker gate it.
+
+    For page requests (the curator's admin): decoding and storing need PIL only, while the gate
+    is model inference that the web process never loads. Until the worker has run the gate the
+    reference is "gate pending": not passed, so the face cannot be activated, and never primary.
+    Raises InvalidReference when the file is not a usable image (nothing is stored).
+    """
+    decoded = _decode(_read_upload(upload))
+    with stored_files() as files:  # a failed write or insert removes what was written
+        image = files.store("facelibrary/references", decoded.png, "png")
+        thumbnail = files.store("facelibrary/thumbnails", decoded.placeholder_thumbnail(), "jpg")
+        with transaction.atomic():
+            reference = FaceReference.objects.create(
+                face=face,
+                image=image,
+                thumbnail=thumbnail,
+                width=decoded.image.width,
+                height=decoded.image.height,
+                source_sha256=decoded.source_sha256,
+                gate_status=FaceReference.GateStatus.PENDING,
+                gate_queued_at=timezone.now(),
+                created_by=actor,
+            )
+            _enqueue_gate(reference)
+    return reference
+
+
+def _enqueue_gate(reference: FaceReference) -> None:
+    enqueue_on_commit(
+        ANALYSIS, "facelibrary.jobs.check_reference", reference.pk, job_id=reference.gate_job_id
+    )
+
+
+class _NoLongerPending(Exception):
+    """The reference was deleted or checked by another run meanwhile."""
+
+
+def reference_check(*, reference_id: int) -> FaceReference | None:
+    """Run the gate on a pending reference (the ``analysis`` worker's job body) and record its
+    verdict, the embeddings and a thumbnail centred on the face; the first passing photo of a
+    face becomes its primary one. Returns None when the reference is no longer pending."""
+    reference = FaceReference.objects.select_related("face").filter(pk=reference_id).first()
+    if reference is None or reference.gate_status != FaceReference.GateStatus.PENDING:
+        log.info("reference %s is no longer waiting for the gate; skipped", reference_id)
+        return None
+    try:
+        with reference.image.open("rb") as handle:
+            stored = handle.read()
+        decoded = DecodedReference.from_stored_png(stored, reference.source_sha256)
+        prepared = gate_reference(decoded)
+        face = reference.face
+        checks, passed = _verdict(face, prepared)
+        duplicate = selectors.closest_other_face(embedding=prepared.embedding, exclude_face=face)
+        with stored_files() as files:  # a failed update removes the new thumbnail again
+            thumbnail = files.store("facelibrary/thumbnails", prepared.thumbnail_jpeg, "jpg")
+            _record_check(reference, prepared, checks, passed, duplicate, thumbnail)
+    except _NoLongerPending:
+        log.info("reference %s was deleted or checked meanwhile", reference_id)
+        return None
+    except InferenceError as exc:
+        reference_gate_failed(reference=reference, error=f"The quality gate could not run: {exc}")
+        return None
+    except Exception as exc:
+        error = f"The quality gate failed unexpectedly ({type(exc).__name__}). Upload it again."
+        reference_gate_failed(reference=reference, error=error)
+        raise
+    reference.refresh_from_db()
+    return reference
+
+
+@transaction.atomic
+def _record_check(
+    reference: FaceReference,
+    prepared: PreparedReference,
+    checks: list[dict],
+    passed: bool,
+    duplicate: tuple[int, float] | None,
+    thumbnail: str,
+) -> None:
+    _lock(reference.face)  # serialised with uploads, deletions and primary changes
+    make_primary = passed and not reference.face.references.filter(is_primary=True).exists()
+    checked = FaceReference.objects.filter(
+        pk=reference.pk, gate_status=FaceReference.GateStatus.PENDING
+    ).update(
+        thumbnail=thumbnail,
+        gate_status=FaceReference.GateStatus.CHECKED,
+        is_primary=make_primary,
+        **_verdict_fields(prepared, checks, passed, duplicate),
+    )
+    if not checked:
+        raise _NoLongerPending
+    placeholder = reference.thumbnail.name
+    if placeholder:
+        transaction.on_commit(lambda: delete_quietly([placeholder]))
+
+
+def reference_gate_lost(reference: FaceReference, *, reason: str) -> bool:
+    """Its gate job was lost once too often (reconciler): the curator is told to upload again."""
+    attempts = reference.gate_attempts
+    return reference_gate_failed(reference=reference, error=LOST_GATE.format(attempts, reason))
+
+
+def reference_gate_failed(*, reference: FaceReference, error: str) -> bool:
+    """The gate could not judge a pending reference: it stays not passed, with ``error`` as the
+    reason the curator sees (its one failed check). False when it was no longer pending."""
+    check = {
+        "name": GATE_DID_NOT_RUN,
+        "value": None,
+        "threshold": None,
+        "passed": False,
+        "message": error,
+    }
+    return bool(
+        FaceReference.objects.filter(
+            pk=reference.pk, gate_status=FaceReference.GateStatus.PENDING
+        ).update(gate_status=FaceReference.GateStatus.ERROR, gate_passed=False, gate_checks=[check])
+    )
+
+
+def reference_reenqueue_gate(reference: FaceReference, *, note: str) -> bool:
+    """Give a pending reference whose gate job was lost a new attempt (reconciler)."""
+    pending = FaceReference.GateStatus.PENDING
+    renewed = renew_attempt(
+        reference, attempts="gate_attempts", queued_at="gate_queued_at", gate_status=pending
+    )
+    if renewed:
+        log.info("reference %s: %s (attempt %s)", reference.pk, note, reference.gate_attempts)
+        _enqueue_gate(reference)
+    return renewed
 
 
 @transaction.atomic
@@ -334,16 +507,13 @@ def consent_add(
             raise ValidationError({"document": "The document is larger than 10 MB."})
         consent.document = document
     consent.full_clean()
-    if document is not None:
-        # Write the file first, outside any transaction, under a random name (upload_to); if
-        # the row cannot be inserted the file is removed again.
-        consent.document.save(document.name, document, save=False)
-    try:
+    with stored_files() as files:
+        if document is not None:
+            # Write the file first, outside any transaction, under a random name (upload_to);
+            # if the row cannot be inserted the file is removed again.
+            consent.document.save(document.name, document, save=False)
+            files.track(consent.document.name)
         consent.save()
-    except BaseException:
-        if consent.document:
-            delete_quietly([consent.document.name])
-        raise
     return consent
 
 

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
-from seller.imagefiles import delete_quietly
+from core.files import delete_quietly
 
 from .models import Consent, FaceReference
 

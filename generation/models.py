@@ -123,3 +123,32 @@ class Asset(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.pk} ({self.status})"
+
+
+class AssetEvent(models.Model):
+    """One status change of an asset: who decided what, and when (the asset's audit trail).
+
+    Written by ``generation.asset_status.ASSETS`` in the transaction that changes the status; the
+    actor is the seller, the QA reviewer, or nobody for a catalog publication (the note names the
+    catalog client).
+    """
+
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="events")
+    from_status = models.CharField(max_length=20, choices=Asset.Status.choices)
+    to_status = models.CharField(max_length=20, choices=Asset.Status.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["asset", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"asset {self.asset_id}: {self.from_status} → {self.to_status}"

@@ -1,6 +1,7 @@
 """Reconciler: the database is the source of truth, Redis is not.
 
-Finds shoots in ``analyzing`` and generation jobs in ``queued``/``running`` whose RQ job is gone
+Finds shoots in ``analyzing``, the seller's pending mask corrections, face reference photos
+waiting for the quality gate, and generation jobs in ``queued``/``running`` whose RQ job is gone
 (Redis restarted or the job was removed), failed, or abandoned (its worker died, e.g. SIGKILL or
 OOM-killer), and gives them a fresh attempt, or fails them once the attempts are spent. Run by
 ``manage.py reconcile`` (once or in a loop) and periodically by ``rqcron`` (config/cron.py).
@@ -11,20 +12,21 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.utils import timezone
 
-from config import queues
-from seller.models import Shoot, ShootStatus
-from seller.services import (
-    TransitionConflict,
-    TransitionNotAllowed,
-    shoot_fail_analysis,
-    shoot_reenqueue_analysis,
-)
+from core import queues
+from core.transitions import TransitionConflict, TransitionNotAllowed
+from facelibrary.models import FaceReference
+from facelibrary.services import reference_gate_lost, reference_reenqueue_gate
+from seller.masks import mask_correction_lost, mask_correction_reenqueue
+from seller.models import MaskCorrection, Shoot, ShootStatus
+from seller.services import shoot_fail_analysis, shoot_reenqueue_analysis
 
 from .models import GenerationJob, GenerationRun
 from .services import generation_job_fail, generation_job_reenqueue
@@ -32,6 +34,7 @@ from .services import generation_job_fail, generation_job_reenqueue
 log = logging.getLogger(__name__)
 
 ALIVE = "alive"
+_Row = TypeVar("_Row")
 
 
 @dataclass
@@ -100,20 +103,29 @@ def reconcile(*, grace_seconds: int | None = None) -> ReconcileReport:
     cutoff = timezone.now() - timedelta(seconds=grace)
     report = ReconcileReport()
     _reconcile_analysis(cutoff, report)
+    _reconcile_mask_corrections(cutoff, report)
+    _reconcile_reference_gates(cutoff, report)
     _reconcile_generation(cutoff, report)
     if report.reenqueued or report.failed:
         log.warning("reconciler: %s", report.as_dict())
     return report
 
 
+def _lost(
+    rows: Iterable[_Row], job_id: Callable[[_Row], str], kind: str, report: ReconcileReport
+) -> Iterator[tuple[_Row, str]]:
+    """The rows whose queue job is no longer alive, each with the reason to record: which
+    ``kind`` of job it was and what became of it. Every row looked at counts as checked."""
+    for row in rows:
+        report.checked += 1
+        state = job_state(job_id(row))
+        if state != ALIVE:
+            yield row, f"{kind} job {job_id(row)} {state}"
+
+
 def _reconcile_analysis(cutoff, report: ReconcileReport) -> None:
     stuck = Shoot.objects.filter(status=ShootStatus.ANALYZING, updated_at__lt=cutoff)
-    for shoot in stuck.iterator():
-        report.checked += 1
-        state = job_state(shoot.analysis_job_id)
-        if state == ALIVE:
-            continue
-        reason = f"analysis job {shoot.analysis_job_id} {state}"
+    for shoot, reason in _lost(stuck.iterator(), lambda s: s.analysis_job_id, "analysis", report):
         try:
             if shoot.analysis_attempts < settings.JOB_MAX_ATTEMPTS:
                 shoot_reenqueue_analysis(shoot=shoot, note=f"{reason}; re-enqueued")
@@ -129,22 +141,68 @@ def _reconcile_analysis(cutoff, report: ReconcileReport) -> None:
             pass  # the job finished while we looked: nothing to repair
 
 
+def _recover(
+    report: ReconcileReport,
+    lost: Iterable[tuple[Any, str]],
+    label: str,
+    *,
+    may_retry: Callable[[Any], bool],
+    retry: Callable[..., bool],
+    give_up: Callable[..., bool],
+) -> None:
+    """A new attempt for each lost row while it may have one, else give up with the reason.
+
+    ``retry(row, note=...)`` and ``give_up(row, reason=...)`` are compare-and-swaps: False means
+    a worker settled the row while we looked, which needs no repair.
+    """
+    for row, reason in lost:
+        if may_retry(row):
+            if retry(row, note=f"{reason}; re-enqueued"):
+                report.reenqueued.append(f"{label} {row.pk}")
+        elif give_up(row, reason=reason):
+            report.failed.append(f"{label} {row.pk}")
+
+
+def _below_max_attempts(field: str) -> Callable[[Any], bool]:
+    return lambda row: getattr(row, field) < settings.JOB_MAX_ATTEMPTS
+
+
+def _reconcile_mask_corrections(cutoff, report: ReconcileReport) -> None:
+    pending = MaskCorrection.objects.filter(
+        status=MaskCorrection.Status.PENDING, queued_at__lt=cutoff
+    )
+    lost = _lost(pending.iterator(), lambda c: c.job_id, "mask correction", report)
+    retry, give_up = mask_correction_reenqueue, mask_correction_lost
+    may_retry = _below_max_attempts("attempts")
+    _recover(report, lost, "mask correction", may_retry=may_retry, retry=retry, give_up=give_up)
+
+
+def _reconcile_reference_gates(cutoff, report: ReconcileReport) -> None:
+    waiting = FaceReference.GateStatus.PENDING
+    pending = FaceReference.objects.filter(gate_status=waiting, gate_queued_at__lt=cutoff)
+    lost = _lost(pending.iterator(), lambda r: r.gate_job_id, "quality gate", report)
+    may_retry = _below_max_attempts("gate_attempts")
+    retry, give_up = reference_reenqueue_gate, reference_gate_lost
+    _recover(report, lost, "face reference", may_retry=may_retry, retry=retry, give_up=give_up)
+
+
 def _reconcile_generation(cutoff, report: ReconcileReport) -> None:
     active = GenerationJob.objects.filter(
         status__in=GenerationJob.ACTIVE_STATUSES,
         run__status=GenerationRun.Status.ACTIVE,
         queued_at__lt=cutoff,
     ).select_related("run")
-    for job in active.iterator():
-        report.checked += 1
-        state = job_state(job.rq_job_id)
-        if state == ALIVE:
-            continue
-        reason = f"generation job {job.rq_job_id} {state}"
-        if job.attempts < settings.JOB_MAX_ATTEMPTS and not job.cancel_requested:
-            if generation_job_reenqueue(job=job, note=f"{reason}; re-enqueued"):
-                report.reenqueued.append(f"job {job.pk}")
-        else:
-            message = f"Generation did not complete after {job.attempts} attempts ({reason})."
-            if generation_job_fail(job=job, code="lost", message=message):
-                report.failed.append(f"job {job.pk}")
+    lost = _lost(active.iterator(), lambda j: j.rq_job_id, "generation", report)
+
+    def give_up(job: GenerationJob, *, reason: str) -> bool:
+        message = f"Generation did not complete after {job.attempts} attempts ({reason})."
+        return generation_job_fail(job=job, code="lost", message=message)
+
+    _recover(
+        report,
+        lost,
+        "job",
+        may_retry=lambda job: job.attempts < settings.JOB_MAX_ATTEMPTS and not job.cancel_requested,
+        retry=lambda job, note: generation_job_reenqueue(job=job, note=note),
+        give_up=give_up,
+    )

@@ -14,23 +14,19 @@ from typing import Any
 
 from django.conf import settings
 
+from core.files import StorageWriteError, StoredFiles, png_bytes, sha256, stored_files
 from facelibrary.identity import face_identity_inputs
+from facelibrary.selectors import USE_IMAGES, USE_VIDEO, face_unusable_reason
 from generation.inference.diffusion import GenerationRequest, GenerationResult, generate
 from generation.inference.errors import GenerationCancelled, InferenceError, ModelMissingError
 from generation.inference.registry import ModelRegistry
 from generation.inference.video import generate_video, video_dimensions
-from seller.imagefiles import (
-    StorageWriteError,
-    delete_quietly,
-    open_mask,
-    open_rgb,
-    png_bytes,
-    sha256,
-    store,
-)
 
+from .inputs import job_inputs
 from .models import Asset, GenerationJob
 from .services import (
+    CONSENT,
+    NO_VIDEO,
     JobOutcome,
     StoredAsset,
     generation_job_fail,
@@ -70,18 +66,16 @@ def job_settings(job: GenerationJob) -> dict[str, Any]:
 
 def build_request(job: GenerationJob, options: dict[str, Any]) -> GenerationRequest:
     shoot = job.run.shoot
-    photo = shoot.photos.first()
-    if photo is None:
+    inputs = job_inputs(job)
+    if inputs.photo is None:
         raise InferenceError("The shoot has no photo to generate from.")
-    mask = photo.masks.filter(is_chosen=True).first()
-    analysis = photo.analyses.first()
-    if mask is None or analysis is None or not analysis.pose_image:
+    if inputs.mask is None or not inputs.has_pose:
         raise InferenceError("The shoot has no confirmed mask and pose; redo the mask review.")
     identity = face_identity_inputs(job.face)
     return GenerationRequest(
-        image=open_rgb(photo.image),
-        garment_mask=open_mask(mask.mask),
-        control_image=open_rgb(analysis.pose_image),
+        image=inputs.photo_image(),
+        garment_mask=inputs.mask_array(),
+        control_image=inputs.pose_image(),
         category=shoot.category,
         scene=options.get("scene") or shoot.scene,
         face_attributes=identity.attributes,
@@ -110,16 +104,15 @@ class _Progress:
         return self.stop
 
 
-def _store_image(result: GenerationResult, written: list[str]) -> StoredAsset:
+def _store_image(result: GenerationResult, files: StoredFiles) -> StoredAsset:
     data = png_bytes(result.image)
-    name = store("assets", data, "png")
-    written.append(name)
+    name = files.store("assets", data, "png")
     width, height = result.image.size
     return StoredAsset(Asset.Kind.IMAGE, name, width, height, sha256(data))
 
 
 def _make_video(
-    job: GenerationJob, image, options, written: list[str], progress
+    job: GenerationJob, image, options, files: StoredFiles, progress
 ) -> StoredAsset | None:
     set_dir = settings.MODEL_ROOT / options["video_model_set"]
     width, height = video_dimensions(image.size, max_side=options["video_max_side"])
@@ -141,10 +134,8 @@ def _make_video(
         # Video is an extra: a missing video model must not cost the seller the image.
         log.warning("job %s: no video (%s)", job.pk, exc)
         return None
-    name = store("assets", video.mp4, "mp4")
-    written.append(name)
-    poster = store("assets", video.poster, "png")
-    written.append(poster)
+    name = files.store("assets", video.mp4, "mp4")
+    poster = files.store("assets", video.poster, "png")
     return StoredAsset(Asset.Kind.VIDEO, name, video.width, video.height, sha256(video.mp4), poster)
 
 
@@ -153,30 +144,33 @@ def run_generation_job(*, job_id: int, attempt: int) -> None:
     if job is None:
         log.info("generation job %s attempt %s is not claimable; skipped", job_id, attempt)
         return
-    written: list[str] = []
+    # Consent at the moment of use: the face may have been retired, or its consent revoked or
+    # ended, since the job was queued. Only this job fails; the rest of the run goes on.
+    refused = face_unusable_reason(job.face, use=USE_IMAGES)
+    if refused:
+        log.info("generation job %s: face may no longer be used (%s)", job.pk, refused)
+        generation_job_fail(job=job, code=CONSENT, message=refused)
+        return
     try:
-        _generate(job, written)
+        with stored_files() as files:  # any failure below removes the files written so far
+            _generate(job, files)
     except GenerationCancelled:
-        delete_quietly(written)
         generation_job_fail(job=job, code="cancelled", message="Cancelled.")
     except InferenceError as exc:
-        delete_quietly(written)
         generation_job_fail(job=job, code=exc.code, message=str(exc))
     except StorageWriteError:
         # Disk full or storage down: say so (not "unexpected"); nothing was kept, and retrying
         # the generation works once there is room again.
         log.exception("generation job %s could not store its result", job.pk)
-        delete_quietly(written)
         generation_job_fail(job=job, code="storage", message=STORAGE_FAILED)
     except Exception as exc:
-        delete_quietly(written)
         generation_job_fail(
             job=job, code="error", message=f"Generation failed unexpectedly ({type(exc).__name__})."
         )
         raise
 
 
-def _generate(job: GenerationJob, written: list[str]) -> None:
+def _generate(job: GenerationJob, files: StoredFiles) -> None:
     options = job_settings(job)
     registry = ModelRegistry(settings.MODEL_ROOT)
     set_dir = registry.set_dir(job.model_set)
@@ -194,10 +188,16 @@ def _generate(job: GenerationJob, written: list[str]) -> None:
         commercial=settings.COMMERCIAL_MODE,
     )
     image_seconds = time.perf_counter() - started
-    assets = [_store_image(result, written)]
-    if want_video:
+    assets = [_store_image(result, files)]
+    note = ""
+    # Checked at video time: a consent may cover catalog images but not video. The image stays.
+    no_video = face_unusable_reason(job.face, use=USE_VIDEO) if want_video else None
+    if no_video:
+        note = f"{no_video} No video was made; the image was kept."
+        log.info("generation job %s: %s", job.pk, note)
+    elif want_video:
         video_progress = _Progress(job.pk, offset=request.steps, total=total)
-        video = _make_video(job, result.image, options, written, video_progress)
+        video = _make_video(job, result.image, options, files, video_progress)
         if video is not None:
             assets.append(video)
     outcome = JobOutcome(
@@ -205,6 +205,8 @@ def _generate(job: GenerationJob, written: list[str]) -> None:
         model_hashes=registry.model_hashes(job.model_set),
         prompt=result.prompt,
         negative_prompt=result.negative_prompt,
+        note=note,
+        note_code=NO_VIDEO if note else "",
     )
     if not generation_job_succeed(job=job, assets=assets, outcome=outcome):
-        delete_quietly(written)  # cancelled or superseded while we worked
+        files.discard()  # cancelled or superseded while we worked

@@ -3,6 +3,10 @@ move the shoot on when the last job of the run is done.
 
 Job status changes are compare-and-swap UPDATEs like shoot transitions: a worker whose job was
 cancelled, or superseded by a re-enqueued attempt, finds 0 rows and stops without writing.
+
+Stored assets are announced with ``generation.signals.assets_stored`` (QA schedules its checks
+from it); generation imports nothing from the apps above it. Asset status moves are in
+``generation.asset_status``.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from config.queues import GPU, enqueue_on_commit
+from core.queues import GPU, enqueue_on_commit
+from core.transitions import TransitionConflict, TransitionNotAllowed
+from facelibrary.selectors import USE_IMAGES, unusable_faces
 from seller.models import Shoot, ShootStatus
-from seller.services import TransitionConflict, TransitionNotAllowed, transition
+from seller.services import transition
 
 from .models import Asset, GenerationJob, GenerationRun
+from .signals import assets_stored
 
 log = logging.getLogger(__name__)
 J = GenerationJob.Status
@@ -31,8 +38,30 @@ MAX_VARIANTS_PER_FACE = 4
 MAX_FACES_PER_RUN = 8
 
 
+#: error code of a job whose face may no longer be used (consent ended, face retired)
+CONSENT = "consent"
+#: error code of a succeeded job that made its image but not the video it was asked for
+NO_VIDEO = "video_skipped"
+
+
 class GenerationRequestError(ValueError):
     """The generation request itself is invalid (no faces, too many variants...)."""
+
+
+class NoUsableFace(GenerationRequestError):
+    """None of the requested faces may be used now; the message gives each face's reason."""
+
+    def __init__(self, reasons: dict[int, str]) -> None:
+        self.reasons = reasons
+        super().__init__(" ".join(reasons.values()) + " Pick other faces.")
+
+
+def _left_out(reasons: dict[int, str], *, what: str) -> dict[int, str]:
+    return {face_id: f"{reason} {what}" for face_id, reason in reasons.items()}
+
+
+def _with_dropped(note: str, dropped: dict[int, str]) -> str:
+    return note + "".join(f" {reason}" for reason in dropped.values())
 
 
 def generation_job_rq_id(job_id: int, attempt: int) -> str:
@@ -76,13 +105,24 @@ def shoot_start_generation(
     actor=None,
     run_settings: dict[str, Any] | None = None,
 ) -> GenerationRun:
-    """Create a run with one job per (face x variant) and enqueue them on the gpu queue."""
+    """Create a run with one job per (face x variant) and enqueue them on the gpu queue.
+
+    Consent is checked here, at the moment of use (also for "regenerate", which passes the last
+    run's faces): a face that may no longer be used (retired, consent ended) is left out, and
+    ``run.dropped`` (face id -> a sentence for the seller, not stored; the shoot event's note
+    repeats it) says so. When no face is left, ``NoUsableFace`` refuses the start.
+    """
     if not faces:
         raise GenerationRequestError("Pick at least one face.")
     if len(faces) > MAX_FACES_PER_RUN:
         raise GenerationRequestError(f"Pick at most {MAX_FACES_PER_RUN} faces at a time.")
     if not 1 <= variants <= MAX_VARIANTS_PER_FACE:
         raise GenerationRequestError(f"Variants per face must be 1 to {MAX_VARIANTS_PER_FACE}.")
+    refused = unusable_faces(faces, use=USE_IMAGES)
+    usable = [face for face in faces if face.pk not in refused]
+    if not usable:
+        raise NoUsableFace(refused)
+    dropped = _left_out(refused, what="It was left out of this generation.")
     run_settings = dict(run_settings or {})
     action = (
         "retry_generation" if shoot.status == ShootStatus.GENERATION_FAILED else "start_generation"
@@ -91,27 +131,48 @@ def shoot_start_generation(
         shoot,
         action,
         actor=actor,
-        note=f"{len(faces)} face(s) × {variants} variant(s)",
+        note=_with_dropped(f"{len(usable)} face(s) × {variants} variant(s)", dropped),
     )
     run = GenerationRun.objects.create(shoot=shoot, requested_by=actor, settings=run_settings)
-    for face in faces:
+    for face in usable:
         for variant in range(variants):
             _create_job(run, face=face, variant=variant, seed=new_seed(), job_settings=run_settings)
+    run.dropped = dropped
     return run
 
 
 @transaction.atomic
 def shoot_retry_generation(*, shoot: Shoot, actor=None) -> GenerationRun:
-    """Retry a failed generation with the same faces, variants and seeds as the last run."""
+    """Retry a failed generation with the same faces, variants and seeds as the last run.
+
+    A face that may no longer be used is not generated again: its jobs are created failed with
+    the reason (code ``consent``), and ``run.dropped`` tells the seller. When no face of the last
+    run may be used, ``NoUsableFace`` refuses the retry (the shoot stays failed).
+    """
     last_run = shoot.runs.order_by("-created_at").first()
     if last_run is None:
         raise TransitionNotAllowed("There is no earlier generation to retry.")
-    transition(shoot, "retry_generation", actor=actor, note="Generation retried")
+    old_jobs = list(last_run.jobs.select_related("face"))
+    refused = unusable_faces((old.face for old in old_jobs), use=USE_IMAGES)
+    if old_jobs and all(old.face_id in refused for old in old_jobs):
+        raise NoUsableFace(refused)
+    dropped = _left_out(refused, what="It is not generated again.")
+    transition(
+        shoot, "retry_generation", actor=actor, note=_with_dropped("Generation retried", dropped)
+    )
     run = GenerationRun.objects.create(shoot=shoot, requested_by=actor, settings=last_run.settings)
-    for old in last_run.jobs.all():
+    for old in old_jobs:
+        if old.face_id in refused:
+            same = {name: getattr(old, name) for name in ("face", "variant", "seed", "settings")}
+            failed = {"status": J.FAILED, "error_code": CONSENT, "error": refused[old.face_id]}
+            GenerationJob.objects.create(
+                run=run, model_set=old.model_set, finished_at=timezone.now(), **same, **failed
+            )
+            continue
         _create_job(
             run, face=old.face, variant=old.variant, seed=old.seed, job_settings=old.settings
         )
+    run.dropped = dropped
     return run
 
 
@@ -159,6 +220,10 @@ class JobOutcome:
     model_hashes: dict[str, str] = field(default_factory=dict)
     prompt: str = ""
     negative_prompt: str = ""
+    #: why part of the request was not made although the job succeeded (e.g. no video);
+    #: stored in the job's ``error`` with ``note_code`` as its code
+    note: str = ""
+    note_code: str = ""
 
 
 @transaction.atomic
@@ -174,8 +239,8 @@ def generation_job_succeed(
         negative_prompt=outcome.negative_prompt,
         # From the row, not this instance: progress was written by the job while it ran.
         progress_step=F("progress_total"),
-        error="",
-        error_code="",
+        error=outcome.note,
+        error_code=outcome.note_code,
     )
     if not done:
         log.info("generation job %s was cancelled or superseded; result dropped", job.pk)
@@ -192,10 +257,8 @@ def generation_job_succeed(
         )
         for stored in assets
     ]
-    # Automatic QA scores are ready by the time the seller looks (default queue, after commit).
-    from qa.services import schedule_asset_checks
-
-    schedule_asset_checks(asset_ids=[asset.pk for asset in created])
+    # Receivers above this layer react (qa schedules its automatic checks, after commit).
+    assets_stored.send(sender=Asset, asset_ids=[asset.pk for asset in created])
     _complete_run_if_done(job.run_id)
     return True
 
@@ -261,6 +324,7 @@ def _complete_run_if_done(run_id: int) -> None:
         return
     succeeded = sum(1 for status, _ in statuses if status == J.SUCCEEDED)
     failures = [error for status, error in statuses if status != J.SUCCEEDED]
+    notes = [error for status, error in statuses if status == J.SUCCEEDED and error]
     run_status = GenerationRun.Status.SUCCEEDED if succeeded else GenerationRun.Status.FAILED
     GenerationRun.objects.filter(pk=run.pk, status=GenerationRun.Status.ACTIVE).update(
         status=run_status, finished_at=timezone.now()
@@ -270,6 +334,8 @@ def _complete_run_if_done(run_id: int) -> None:
             note = f"{succeeded} image(s) generated"
             if failures:
                 note += f"; {len(failures)} failed: {failures[0]}"
+            if notes:
+                note += f"; {notes[0]}"
             transition(run.shoot, "finish_generation", note=note)
         else:
             reason = failures[0] if failures else "No image was generated."

@@ -1,10 +1,13 @@
 """QA in Django admin: the review queue, the review page, bulk decisions and statistics.
 
 Reviewers see, per asset: the seller's photo, the garment mask, the result and the video side by
-side with every automatic check and its threshold. Decisions go through
-``generation.asset_services`` (CAS); only users with ``qa.decide_qa`` (group qa_reviewers) may
-make them. Files are streamed through an admin view, so the page works with local storage in
-production (where /media/ is not served) and with a private S3 bucket alike.
+side with every automatic check and its threshold, and the asset's history (its ``AssetEvent``
+rows: who moved it, when, why). Decisions go through ``qa.services`` (the asset state machine:
+CAS and an event with the reviewer); only users with ``qa.decide_qa`` (group qa_reviewers) may
+make them. An asset whose checks failed, errored or have not run is approved only with an
+override reason (asked on its review page; bulk approve skips it and says so). Files are
+streamed through an admin view, so the page works with local storage in production (where
+/media/ is not served) and with a private S3 bucket alike.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import itertools
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -22,17 +25,24 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.utils.html import format_html, format_html_join
 
-from generation.asset_services import asset_qa_approve, asset_qa_reject
+from core.admin_tools import ChoiceFilter, ReadOnlyAdminMixin
+from core.transitions import TransitionError
+from generation.inputs import job_inputs
 from generation.models import Asset
-from seller.services import TransitionError
 
 from . import selectors
-from .checks import garment_mask, source_photo
 from .forms import DecisionForm, QAActionForm
 from .models import AssetCheck, AssetRating, CheckName, QAReview, QASubmission
-from .services import schedule_asset_checks
+from .services import (
+    QA_DECIDE_PERMISSION,
+    OverrideRequired,
+    approval_gate,
+    asset_qa_approve,
+    asset_qa_reject,
+    schedule_asset_checks,
+)
 
-DECIDE = "qa.decide_qa"
+DECIDE = QA_DECIDE_PERMISSION
 MEDIA = ("original", "mask", "result", "video")
 
 
@@ -62,23 +72,25 @@ class DecisionFilter(admin.SimpleListFilter):
         return queryset if value == "all" else queryset.filter(decision=value)
 
 
-class ChecksFilter(admin.SimpleListFilter):
+def _checked_assets(**conditions: object) -> QuerySet:
+    """Ids of the assets with a check row matching ``conditions`` (a subquery)."""
+    return AssetCheck.objects.filter(**conditions).values("asset_id")
+
+
+class ChecksFilter(ChoiceFilter):
     title = "automatic checks"
     parameter_name = "checks"
-
-    def lookups(self, request, model_admin):
-        return [("failed", "Some failed"), ("passed", "None failed"), ("none", "Not run yet")]
-
-    def queryset(self, request, queryset):
-        failed = AssetCheck.objects.filter(passed=False).values("asset_id")
-        ran = AssetCheck.objects.values("asset_id")
-        if self.value() == "failed":
-            return queryset.filter(asset_id__in=failed)
-        if self.value() == "passed":
-            return queryset.filter(asset_id__in=ran).exclude(asset_id__in=failed)
-        if self.value() == "none":
-            return queryset.exclude(asset_id__in=ran)
-        return queryset
+    options = {
+        "failed": ("Some failed", lambda qs: qs.filter(asset_id__in=_checked_assets(passed=False))),
+        "error": ("Some errored", lambda qs: qs.filter(asset_id__in=_checked_assets(errored=True))),
+        "passed": (
+            "None failed or errored",
+            lambda qs: qs.filter(asset_id__in=_checked_assets())
+            .exclude(asset_id__in=_checked_assets(passed=False))
+            .exclude(asset_id__in=_checked_assets(errored=True)),
+        ),
+        "none": ("Not run yet", lambda qs: qs.exclude(asset_id__in=_checked_assets())),
+    }
 
 
 def score_range_filter(check: str, title: str, edges: list[float]) -> type[admin.SimpleListFilter]:
@@ -133,14 +145,11 @@ def media_file(review: QAReview, which: str):
     if which == "video":
         video = _video_asset(asset)
         return video.file if video else None
-    photo = source_photo(asset)
-    if photo is None:
-        return None
+    used = job_inputs(asset.job)  # the photo and mask the generator used
     if which == "original":
-        return photo.image
+        return used.photo.image if used.photo else None
     if which == "mask":
-        version = garment_mask(photo)
-        return version.mask if version else None
+        return used.mask.mask if used.mask else None
     return None
 
 
@@ -258,15 +267,26 @@ class QAReviewAdmin(admin.ModelAdmin):
 
     # -- bulk actions --
     def _decide_many(self, request, queryset, decide) -> None:
-        done, problems = 0, []
+        done, problems, skipped = 0, [], []
         for review in queryset.select_related("asset"):
             try:
                 decide(review.asset)
                 done += 1
+            except OverrideRequired as exc:  # nothing was changed; decided one by one
+                skipped.append(f"#{exc.asset_id} ({exc.gate.short})")
             except (TransitionError, ValidationError, PermissionDenied) as exc:
-                problems.append(f"#{review.asset_id}: {exc}")
+                text = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+                problems.append(f"#{review.asset_id}: {text}")
         if done:
             self.message_user(request, f"{done} asset(s) decided.", messages.SUCCESS)
+        if skipped:
+            self.message_user(
+                request,
+                f"Skipped {len(skipped)} asset(s) that need an override reason (failed, errored "
+                f"or not yet run checks): {', '.join(skipped)}. Open each to approve it with a "
+                "reason, or reject it.",
+                messages.WARNING,
+            )
         for problem in problems[:10]:
             self.message_user(request, problem, messages.WARNING)
 
@@ -333,14 +353,22 @@ class QAReviewAdmin(admin.ModelAdmin):
             if not can_decide:
                 raise PermissionDenied
             if form.is_valid():
-                return self._apply_decision(request, review, form.cleaned_data)
+                try:
+                    return self._apply_decision(request, review, form.cleaned_data)
+                except OverrideRequired as exc:  # the page again, asking for the reason
+                    form.add_error("override_reason", exc.messages[0])
+        gate = approval_gate(review.asset)
+        checks = selectors.checks_of(review.asset)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": f"QA: {review.asset.get_kind_display().lower()} #{review.asset_id}",
             "review": review,
             "shoot": review.asset.job.run.shoot,
-            "checks": selectors.checks_of(review.asset),
+            "checks": checks,
+            "gate": gate,
+            "blocking_checks": [c for c in checks if c.blocks_approval],
+            "events": selectors.asset_history(review.asset),
             "media": {w: bool(media_file(review, w)) for w in MEDIA},
             "form": form,
             "can_decide": can_decide and review.decision == QAReview.Decision.PENDING,
@@ -351,7 +379,11 @@ class QAReviewAdmin(admin.ModelAdmin):
     def _apply_decision(self, request, review: QAReview, data: dict):
         try:
             if data["decision"] == "approve":
-                asset_qa_approve(asset=review.asset, reviewer=request.user)
+                asset_qa_approve(
+                    asset=review.asset,
+                    reviewer=request.user,
+                    override_reason=data.get("override_reason", ""),
+                )
             else:
                 asset_qa_reject(
                     asset=review.asset,
@@ -359,8 +391,11 @@ class QAReviewAdmin(admin.ModelAdmin):
                     reason=data["reason"],
                     comment=data.get("comment", ""),
                 )
+        except OverrideRequired:
+            raise  # change_view shows the page again with the reason asked for
         except (TransitionError, ValidationError) as exc:
-            self.message_user(request, str(exc), messages.ERROR)
+            text = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+            self.message_user(request, text, messages.ERROR)
             return HttpResponseRedirect(request.path)
         self.message_user(request, f"Asset #{review.asset_id}: {data['decision']}d.")
         following = self._next_pending(review)
@@ -402,38 +437,20 @@ class QAReviewAdmin(admin.ModelAdmin):
 
 
 @admin.register(AssetCheck)
-class AssetCheckAdmin(admin.ModelAdmin):
-    list_display = ("asset", "name", "score", "threshold_text", "passed", "flags", "seconds")
-    list_filter = ("name", "passed")
+class AssetCheckAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("asset", "name", "score", "threshold_text", "verdict", "flags", "seconds")
+    list_filter = ("name", "passed", "errored")
     search_fields = ("asset__id",)
     readonly_fields = [f.name for f in AssetCheck._meta.fields]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(QASubmission)
-class QASubmissionAdmin(admin.ModelAdmin):
+class QASubmissionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("shoot", "number", "submitted_by", "outcome", "created_at", "settled_at")
     list_filter = ("outcome",)
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(AssetRating)
-class AssetRatingAdmin(admin.ModelAdmin):
+class AssetRatingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("asset", "stars", "rated_by", "comment", "updated_at")
     list_filter = ("stars",)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False

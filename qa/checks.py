@@ -5,7 +5,8 @@ limits live here, in one table, and are stored with each result so an old score 
 threshold it was judged by after a recalibration. How they were chosen: docs/qa.md.
 
 The numbers come from ``generation.inference.qa_metrics`` (Django-free); this module only finds
-the inputs (the seller's photo, the chosen garment mask, the library face) and applies limits.
+the inputs (the seller's photo and garment mask the job used, via ``generation.inputs``, and the
+library face) and applies limits.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import numpy as np
 from django.core.files.storage import default_storage
 from PIL import Image
 
+from generation.inputs import job_inputs
 from generation.models import Asset
-from seller.models import MaskVersion, ShootPhoto
 
 from .models import CheckName
 
@@ -84,6 +85,8 @@ class CheckResult:
     flags: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    #: the check raised: no verdict (``passed`` None), shown as "error", blocks QA approval
+    errored: bool = False
 
     @property
     def limits(self) -> Limits:
@@ -96,6 +99,18 @@ def judged(name: str, score: float, **extra: Any) -> CheckResult:
 
 def not_applicable(name: str, flag: str, **details: Any) -> CheckResult:
     return CheckResult(name=name, score=None, passed=None, flags=[flag], details=details)
+
+
+def errored(name: str, exc: BaseException) -> CheckResult:
+    """A check that raised: recorded as an error (not n/a, not a pass), with the message."""
+    return CheckResult(
+        name=name,
+        score=None,
+        passed=None,
+        flags=["error"],
+        details={"error": f"{type(exc).__name__}: {exc}"},
+        errored=True,
+    )
 
 
 # --- inputs ------------------------------------------------------------------------------------
@@ -115,20 +130,6 @@ def _read_image(field_file) -> Image.Image:
         image = Image.open(io.BytesIO(handle.read()))
         image.load()
     return image
-
-
-def source_photo(asset: Asset) -> ShootPhoto | None:
-    """The seller photo the job generated from: the job's (or run's) ``photo_id`` setting when
-    the engine records one, else the shoot's first photo (what the engine uses today)."""
-    job = asset.job
-    shoot = job.run.shoot
-    photo_id = (job.settings or {}).get("photo_id") or (job.run.settings or {}).get("photo_id")
-    photos = shoot.photos.all()
-    return (photos.filter(pk=photo_id).first() if photo_id else None) or photos.first()
-
-
-def garment_mask(photo: ShootPhoto) -> MaskVersion | None:
-    return photo.masks.filter(is_chosen=True).first() or photo.masks.first()
 
 
 def reference_embedding_for(face) -> list[float] | None:
@@ -154,16 +155,15 @@ def reference_embedding_for(face) -> list[float] | None:
 def gather_inputs(asset: Asset) -> CheckInputs:
     notes: list[str] = []
     original = mask = None
-    photo = source_photo(asset)
-    if photo is None:
+    used = job_inputs(asset.job)  # the photo and mask the generator used, not a guess
+    if used.photo is None:
         notes.append("no_source_photo")
     else:
-        original = _read_image(photo.image)
-        version = garment_mask(photo)
-        if version is None:
+        original = used.photo_image()
+        if used.mask is None:
             notes.append("no_garment_mask")
         else:
-            mask = np.asarray(_read_image(version.mask).convert("L"))
+            mask = used.mask_array()
     try:
         reference = reference_embedding_for(asset.job.face)
     except Exception:  # the face library being broken must not stop the other checks
@@ -318,16 +318,14 @@ def video_checks(frames: list[np.ndarray], inputs: CheckInputs) -> list[CheckRes
 
 
 def _timed(run: Callable[[], CheckResult | list[CheckResult]], names: list[str]):
-    """Run one check; an exception becomes an 'error' result for its names instead of
+    """Run one check; an exception becomes an errored result for its names instead of
     stopping the others (a missing model must not hide the garment check)."""
     started = time.perf_counter()
     try:
         found = run()
     except Exception as exc:
         log.exception("QA check %s failed", names)
-        return [
-            not_applicable(name, "error", error=f"{type(exc).__name__}: {exc}") for name in names
-        ]
+        return [errored(name, exc) for name in names]
     results = found if isinstance(found, list) else [found]
     elapsed = (time.perf_counter() - started) / max(1, len(results))
     for result in results:
@@ -387,6 +385,4 @@ def _or_errors(run: Callable[[], list[CheckResult]], names: list[str]) -> list[C
         return run()
     except Exception as exc:
         log.exception("asset could not be read for QA checks")
-        return [
-            not_applicable(name, "error", error=f"{type(exc).__name__}: {exc}") for name in names
-        ]
+        return [errored(name, exc) for name in names]

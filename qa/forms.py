@@ -11,13 +11,21 @@ REASON_CHOICES = [("", "— reason (for reject) —"), *RejectionReason.choices]
 
 
 class DecisionForm(forms.Form):
-    """Approve, or reject with a reason from the fixed list (and a comment; required for
-    'other'). Which one is decided by the button pressed (``decision``)."""
+    """Approve (with an override reason when a check failed, errored or has not run), or reject
+    with a reason from the fixed list (and a comment; required for 'other'). Which one is decided
+    by the button pressed (``decision``)."""
 
     decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
     reason = forms.ChoiceField(choices=REASON_CHOICES, required=False)
     comment = forms.CharField(
         required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2, "cols": 50})
+    )
+    #: shown only when a check failed, errored or has not run; the service decides if it is needed
+    override_reason = forms.CharField(
+        required=False,
+        max_length=1000,
+        label="Approve anyway because",
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 50}),
     )
 
     def clean(self):

@@ -1,9 +1,9 @@
 """QA: automatic check results, QA submissions and decisions, and seller ratings.
 
-Asset and shoot statuses are not stored here; they change only through
-``generation.asset_services`` (compare-and-swap). These tables hold what QA needs beside them:
-the measured scores with their thresholds, who decided what and why, and the sellers' ratings
-that feed the statistics page.
+Asset and shoot statuses are not stored here; they change only through their state machines
+(``generation.asset_status``, ``seller.services``), driven by ``qa.services`` for QA decisions.
+These tables hold what QA needs beside them: the measured scores with their thresholds, who
+decided what and why, and the sellers' ratings that feed the statistics page.
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ class CheckName(models.TextChoices):
 class AssetCheck(models.Model):
     """One automatic check of one asset: the score, the limits it was judged by, and the verdict.
 
-    ``passed`` is None when the check could not be applied (no reference face, no mask, the
-    check itself failed); ``flags`` and ``details`` say why.
+    Four verdicts: pass, fail, n/a (``passed`` None: the check does not apply, e.g. no reference
+    face or no mask; ``flags`` say why) and error (``errored``: the check itself raised; the
+    message is ``details["error"]``). An errored check is not a pass: like a failed one it stops
+    a QA approval unless the reviewer gives an override reason (``qa.services.approval_gate``).
     """
 
     asset = models.ForeignKey(
@@ -41,6 +43,9 @@ class AssetCheck(models.Model):
     min_value = models.FloatField(null=True, blank=True, help_text="Pass if score >= this.")
     max_value = models.FloatField(null=True, blank=True, help_text="Pass if score <= this.")
     passed = models.BooleanField(null=True)
+    errored = models.BooleanField(
+        default=False, help_text="The check raised instead of measuring (see details.error)."
+    )
     flags = models.JSONField(default=list, blank=True)
     details = models.JSONField(default=dict, blank=True)
     seconds = models.FloatField(default=0)
@@ -49,7 +54,11 @@ class AssetCheck(models.Model):
     class Meta:
         ordering = ["asset_id", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["asset", "name"], name="one_check_of_each_name")
+            models.UniqueConstraint(fields=["asset", "name"], name="one_check_of_each_name"),
+            models.CheckConstraint(
+                condition=models.Q(errored=False) | models.Q(passed__isnull=True),
+                name="errored_check_has_no_verdict",
+            ),
         ]
         indexes = [models.Index(fields=["name", "score"])]
 
@@ -58,7 +67,15 @@ class AssetCheck(models.Model):
 
     @property
     def verdict(self) -> str:
+        """pass / fail / error / n/a (also the badge's CSS class, without the slash)."""
+        if self.errored:
+            return "error"
         return {True: "pass", False: "fail", None: "n/a"}[self.passed]
+
+    @property
+    def blocks_approval(self) -> bool:
+        """A failed or errored check: approving needs an override reason."""
+        return self.errored or self.passed is False
 
     @property
     def threshold_text(self) -> str:

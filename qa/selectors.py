@@ -14,10 +14,11 @@ from django.db.models import (
     Sum,
     Value,
 )
+from django.db.models.expressions import Combinable
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce, Concat
 
-from generation.models import Asset, GenerationJob
+from generation.models import Asset, AssetEvent, GenerationJob
 from seller.models import Shoot
 
 from .models import AssetCheck, AssetRating, QAReview, RejectionReason
@@ -30,12 +31,15 @@ def review_queue() -> QuerySet[QAReview]:
     ).prefetch_related("asset__qa_checks")
 
 
-def pending_reviews() -> QuerySet[QAReview]:
-    return review_queue().filter(decision=QAReview.Decision.PENDING)
-
-
 def checks_of(asset: Asset) -> list[AssetCheck]:
     return list(AssetCheck.objects.filter(asset=asset).order_by("name"))
+
+
+def asset_history(asset: Asset) -> list[AssetEvent]:
+    """The asset's status changes (seller, QA, catalog), oldest first, for the review page."""
+    return list(
+        AssetEvent.objects.filter(asset=asset).select_related("actor").order_by("created_at", "id")
+    )
 
 
 def rejections_for_shoot(*, shoot: Shoot) -> list[QAReview]:
@@ -46,13 +50,9 @@ def rejections_for_shoot(*, shoot: Shoot) -> list[QAReview]:
         return []
     return list(
         latest.reviews.filter(decision=QAReview.Decision.REJECTED)
-        .select_related("asset")
+        .select_related("asset__job__face")
         .order_by("asset_id")
     )
-
-
-def qa_reviews_by_asset(*, asset_ids: list[int]) -> dict[int, QAReview]:
-    return {r.asset_id: r for r in QAReview.objects.filter(asset_id__in=asset_ids)}
 
 
 # --- feedback statistics ---------------------------------------------------------------------
@@ -78,38 +78,28 @@ class StatRow:
         return self.gpu_seconds / self.approved if self.approved else None
 
 
-#: dimension name -> expression over a QAReview row (through asset -> job -> run -> shoot)
-DIMENSIONS = {
-    "face": Coalesce(F("asset__job__face__code"), Value("(no face)")),
-    "prompt template": Coalesce(
-        KeyTextTransform("prompt_template", "asset__job__settings"),
-        Concat(
-            F("asset__job__run__shoot__category"),
-            Value(" / "),
-            F("asset__job__run__shoot__scene"),
+def _dimensions(to_job: str) -> dict[str, Combinable]:
+    """Dimension name -> expression over a row that reaches its GenerationJob through the lookup
+    prefix ``to_job`` (``""`` for a job row itself)."""
+    shoot = f"{to_job}run__shoot__"
+    return {
+        "face": Coalesce(F(f"{to_job}face__code"), Value("(no face)")),
+        "prompt template": Coalesce(
+            KeyTextTransform("prompt_template", f"{to_job}settings"),
+            Concat(
+                F(f"{shoot}category"), Value(" / "), F(f"{shoot}scene"), output_field=CharField()
+            ),
             output_field=CharField(),
         ),
-        output_field=CharField(),
-    ),
-    "category": F("asset__job__run__shoot__category"),
-    "model set": Coalesce(F("asset__job__model_set"), Value("")),
-}
+        "category": F(f"{shoot}category"),
+        "model set": Coalesce(F(f"{to_job}model_set"), Value("")),
+    }
+
+
+#: the dimensions over a QAReview row (through asset -> job -> run -> shoot)
+DIMENSIONS = _dimensions("asset__job__")
 #: the same dimensions seen from a GenerationJob (GPU time is per job, decided or not)
-JOB_DIMENSIONS = {
-    "face": Coalesce(F("face__code"), Value("(no face)")),
-    "prompt template": Coalesce(
-        KeyTextTransform("prompt_template", "settings"),
-        Concat(
-            F("run__shoot__category"),
-            Value(" / "),
-            F("run__shoot__scene"),
-            output_field=CharField(),
-        ),
-        output_field=CharField(),
-    ),
-    "category": F("run__shoot__category"),
-    "model set": Coalesce(F("model_set"), Value("")),
-}
+JOB_DIMENSIONS = _dimensions("")
 # AssetRating reaches the job through its asset, exactly like QAReview
 RATING_DIMENSIONS = DIMENSIONS
 

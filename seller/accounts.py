@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 
-from config.roles import SELLERS
+from core.roles import SELLERS
 
 from .models import Seller
 

@@ -1,9 +1,12 @@
 """The analysis stage: pose + garment mask for every photo of a shoot.
 
-Runs in the ``analysis`` worker (``generation.jobs.analyze_shoot``). Inference and file writes
+Runs in the ``analysis`` worker (``seller.jobs.analyze_shoot``). Inference and file writes
 happen outside any transaction; the rows and the status change are written in one short
 transaction guarded by the attempt number, so a superseded attempt (the reconciler gave the shoot
 a new job) can never overwrite the current one.
+
+The same worker applies the seller's mask corrections (``seller.jobs.correct_mask``), which the
+web process only records (``seller/masks.py``): it never imports the inference stack.
 """
 
 from __future__ import annotations
@@ -14,18 +17,20 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
+from core.files import StorageWriteError, StoredFiles, open_rgb, png_bytes, stored_files
+from core.transitions import TransitionConflict, TransitionError
 from generation.inference.errors import InferenceError, NoPoseFoundError
-from generation.inference.pose import PoseResult, estimate_pose, render_openpose, standard_pose
+from generation.inference.pose import PoseResult, estimate_pose, render_openpose
 from generation.inference.segmentation import MaskHints, SegmentationResult, segment_garment
 
-from .imagefiles import StorageWriteError, delete_quietly, open_rgb, png_bytes, store
-from .models import MaskVersion, PhotoAnalysis, Shoot, ShootPhoto, ShootStatus
-from .services import TransitionConflict, shoot_fail_analysis, shoot_finish_analysis
+from .masks import NO_POSE_FLAG, mask_correction_fail
+from .models import MaskCorrection, MaskVersion, PhotoAnalysis, Shoot, ShootPhoto, ShootStatus
+from .services import shoot_correct_mask, shoot_fail_analysis, shoot_finish_analysis
 
 log = logging.getLogger(__name__)
 
-NO_POSE_FLAG = "No body pose found in this photo: choose a standard pose to continue."
 STORAGE_FAILED = (
     "The analysis results could not be saved (storage full or unavailable). "
     "Nothing was kept; retry the analysis later."
@@ -55,8 +60,10 @@ def analyze_photo(
     hints: MaskHints | None = None,
     pose: PoseResult | None = None,
     detect_pose: bool = True,
+    files: StoredFiles,
 ) -> PhotoResult:
-    """Pose + mask for one photo (pure computation, plus writing the result files)."""
+    """Pose + mask for one photo (pure computation, plus writing the result files, owned by
+    ``files``: the caller's ``stored_files()`` block, which ends with recording them)."""
     started = time.perf_counter()
     image = open_rgb(photo.image)
     if pose is None and detect_pose:
@@ -73,25 +80,23 @@ def analyze_photo(
         detect_pose=False,
     )
     result = PhotoResult(photo, pose, segmentation, time.perf_counter() - started)
-    result.files = store_result_files(result, image.size)
+    result.files = store_result_files(result, image.size, files)
     return result
 
 
-def store_result_files(result: PhotoResult, size: tuple[int, int]) -> dict[str, str]:
-    files: dict[str, str] = {}
-    try:
-        files["mask"] = store("masks", png_bytes(result.segmentation.mask), "png")
-        files["feathered"] = store("masks", png_bytes(result.segmentation.feathered), "png")
-        files["person_mask"] = store("analysis", png_bytes(result.segmentation.person_mask), "png")
-        if result.pose is not None:
-            files["pose_image"] = store(
-                "analysis", png_bytes(render_openpose(result.pose, size)), "png"
-            )
-    except BaseException:
-        # The caller only learns the names once all are stored: remove the ones already written.
-        delete_quietly(list(files.values()))
-        raise
-    return files
+def store_result_files(
+    result: PhotoResult, size: tuple[int, int], files: StoredFiles
+) -> dict[str, str]:
+    segmentation = result.segmentation
+    names = {
+        "mask": files.store("masks", png_bytes(segmentation.mask), "png"),
+        "feathered": files.store("masks", png_bytes(segmentation.feathered), "png"),
+        "person_mask": files.store("analysis", png_bytes(segmentation.person_mask), "png"),
+    }
+    if result.pose is not None:
+        pose_png = png_bytes(render_openpose(result.pose, size))
+        names["pose_image"] = files.store("analysis", pose_png, "png")
+    return names
 
 
 def save_analysis(result: PhotoResult, *, attempt: int) -> PhotoAnalysis:
@@ -153,18 +158,15 @@ def run_analysis(*, shoot_id: int, attempt: int) -> None:
         log.info("analysis of shoot %s attempt %s is no longer current; skipped", shoot_id, attempt)
         return
     photos = list(shoot.photos.all())
-    results: list[PhotoResult] = []
     try:
-        if not photos:
-            raise InferenceError("This shoot has no photos to analyse.")
-        for photo in photos:
-            results.append(analyze_photo(photo, category=shoot.category))
-        _commit_results(shoot, results, attempt)
+        with stored_files() as files:  # a failure anywhere below removes every file written
+            if not photos:
+                raise InferenceError("This shoot has no photos to analyse.")
+            results = [analyze_photo(p, category=shoot.category, files=files) for p in photos]
+            _commit_results(shoot, results, attempt)
     except TransitionConflict:
-        _discard(results)
         log.info("analysis of shoot %s attempt %s was superseded", shoot_id, attempt)
     except InferenceError as exc:
-        _discard(results)
         _fail(shoot, str(exc), attempt)
     except StorageWriteError:
         # Disk full or storage down: an operational failure with a message the seller can act
@@ -172,10 +174,8 @@ def run_analysis(*, shoot_id: int, attempt: int) -> None:
         log.exception(
             "analysis of shoot %s attempt %s could not store its results", shoot_id, attempt
         )
-        _discard(results)
         _fail(shoot, STORAGE_FAILED, attempt)
     except Exception as exc:
-        _discard(results)
         _fail(shoot, f"Analysis failed unexpectedly ({type(exc).__name__}). Please retry.", attempt)
         raise
 
@@ -190,11 +190,6 @@ def _commit_results(shoot: Shoot, results: list[PhotoResult], attempt: int) -> N
     shoot_finish_analysis(shoot=shoot, attempt=attempt, note=note)
 
 
-def _discard(results: list[PhotoResult]) -> None:
-    for result in results:
-        delete_quietly(list(result.files.values()))
-
-
 def _fail(shoot: Shoot, message: str, attempt: int) -> None:
     try:
         shoot_fail_analysis(shoot=shoot, error=message, attempt=attempt)
@@ -202,5 +197,90 @@ def _fail(shoot: Shoot, message: str, attempt: int) -> None:
         log.info("shoot %s moved on before its analysis failure was recorded", shoot.pk)
 
 
-def template_pose_for(photo: ShootPhoto, category: str) -> PoseResult:
-    return standard_pose(category, (photo.width, photo.height))
+# --- the seller's mask corrections ---------------------------------------------------------------
+
+CORRECTION_TOO_LATE = (
+    "The mask was confirmed or re-analysed before your correction was ready; it was not applied."
+)
+CORRECTION_STORAGE_FAILED = (
+    "The corrected mask could not be saved (storage full or unavailable). Try again later."
+)
+
+
+class _AlreadyApplied(Exception):
+    """Another run of the same correction finished first."""
+
+
+def current_pose(photo: ShootPhoto) -> PoseResult | None:
+    """The pose of the photo's latest analysis: detected, or the standard pose chosen."""
+    latest = photo.analyses.first()
+    return PoseResult.from_dict(latest.keypoints) if latest and latest.keypoints else None
+
+
+def run_mask_correction(*, correction_id: int) -> None:
+    """Apply a pending ``MaskCorrection``: the mask refined with all its strokes becomes the
+    photo's new chosen version, or the correction records why it could not. The inference and
+    the file writes happen outside any transaction, as in ``run_analysis``."""
+    correction = MaskCorrection.objects.select_related("photo__shoot").filter(pk=correction_id)
+    correction = correction.first()
+    if correction is None or correction.status != MaskCorrection.Status.PENDING:
+        log.info("mask correction %s is no longer pending; skipped", correction_id)
+        return
+    photo, shoot = correction.photo, correction.photo.shoot
+    if shoot.status != ShootStatus.MASK_REVIEW:
+        _fail_correction(correction, CORRECTION_TOO_LATE)
+        return
+    hints = MaskHints.from_dict(correction.hints)
+    try:
+        with stored_files() as files:  # a failure anywhere below removes the files written
+            result = analyze_photo(
+                photo,
+                category=shoot.category,
+                hints=hints,
+                pose=current_pose(photo),
+                detect_pose=False,
+                files=files,
+            )
+            _commit_correction(correction, shoot, result, hints)
+    except _AlreadyApplied:
+        log.info("mask correction %s was applied by another run", correction_id)
+    except TransitionError:
+        _fail_correction(correction, CORRECTION_TOO_LATE)
+    except InferenceError as exc:
+        _fail_correction(correction, str(exc))
+    except StorageWriteError:
+        log.exception("mask correction %s could not store its results", correction_id)
+        _fail_correction(correction, CORRECTION_STORAGE_FAILED)
+    except Exception as exc:
+        message = f"The correction failed unexpectedly ({type(exc).__name__}). Please try again."
+        _fail_correction(correction, message)
+        raise
+
+
+@transaction.atomic
+def _commit_correction(
+    correction: MaskCorrection, shoot: Shoot, result: PhotoResult, hints: MaskHints
+) -> None:
+    pending = MaskCorrection.objects.filter(pk=correction.pk, status=MaskCorrection.Status.PENDING)
+    if not pending.update(status=MaskCorrection.Status.DONE, finished_at=timezone.now()):
+        raise _AlreadyApplied
+    shoot_correct_mask(
+        shoot=shoot,
+        actor=correction.created_by,
+        note=(
+            f"Mask corrected ({correction.include_count} include, "
+            f"{correction.exclude_count} exclude strokes)"
+        ),
+    )
+    version = add_mask_version(
+        result,
+        analysis=result.photo.analyses.first(),
+        source=MaskVersion.Source.CORRECTED,
+        hints=hints,
+        actor=correction.created_by,
+    )
+    MaskCorrection.objects.filter(pk=correction.pk).update(result=version)
+
+
+def _fail_correction(correction: MaskCorrection, message: str) -> None:
+    mask_correction_fail(correction=correction, error=message)

@@ -7,7 +7,7 @@ class SellerConfig(AppConfig):
     verbose_name = "Sellers and shoots"
 
     def ready(self) -> None:
-        from config.roles import ensure_groups
+        from core.roles import ensure_groups
 
         # After the last app migrated, so every app's permissions exist.
         post_migrate.connect(ensure_groups, dispatch_uid="studio-ensure-groups")

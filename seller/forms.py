@@ -179,6 +179,7 @@ FACE_FILTERS: dict[str, str] = {
     "region": "Region",
     "expression": "Expression",
     "hair": "Hair",
+    "hair_color": "Hair colour",
 }
 
 
@@ -220,8 +221,8 @@ class FaceFilterForm(forms.Form):
                 )
 
     def filters(self) -> dict[str, str]:
-        if not self.is_valid():
-            return {}
+        # A hand-edited URL with an unknown value still filters by the fields that are valid.
+        self.is_valid()
         return {key: value for key, value in self.cleaned_data.items() if value}
 
 
@@ -257,6 +258,28 @@ class RejectAssetForm(forms.Form):
         max_length=500,
         widget=forms.Textarea(attrs={"rows": 2}),
         error_messages={"required": "Say what is wrong, so the next try can do better."},
+    )
+
+
+#: the star choices of the rating form (value, accessible label)
+STAR_CHOICES = [(n, f"{n} star{'s' if n > 1 else ''}") for n in range(1, 6)]
+
+
+class RateAssetForm(forms.Form):
+    stars = forms.TypedChoiceField(
+        label="Stars",
+        coerce=int,
+        choices=STAR_CHOICES,
+        error_messages={
+            "required": "Rate from 1 to 5 stars.",
+            "invalid_choice": "Rate from 1 to 5 stars.",
+        },
+    )
+    comment = forms.CharField(
+        label="What could be better? (optional)",
+        required=False,
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
     )
 
 

@@ -6,9 +6,12 @@ compare-and-swap UPDATE and write a ``ShootEvent`` for every change.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class Seller(models.Model):
@@ -189,3 +192,68 @@ class MaskVersion(models.Model):
 
     def __str__(self) -> str:
         return f"mask v{self.version} of photo {self.photo_id}"
+
+
+class MaskCorrection(models.Model):
+    """The seller's strokes on a photo's mask, waiting for the ``analysis`` worker.
+
+    The web process never runs the segmentation: it records the strokes here and enqueues
+    ``seller.jobs.correct_mask``, which refines the mask with them and makes the new version.
+    One correction per photo at a time; the mask review page polls until it is done or failed.
+    A correction whose job was lost gets a new attempt from the reconciler (a new job id), and
+    fails with a reason once ``JOB_MAX_ATTEMPTS`` are spent.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Being applied"
+        DONE = "done", "Applied"
+        FAILED = "failed", "Failed"
+
+    #: a correction pending for longer since it was (re-)enqueued lost its job: the seller may
+    #: paint again, and the new correction fails the old one (the analysis queue's job timeout)
+    STALE_AFTER = timedelta(seconds=600)
+
+    photo = models.ForeignKey(ShootPhoto, on_delete=models.CASCADE, related_name="corrections")
+    #: every stroke to apply (``MaskHints.to_dict()`` form): those of the version it corrects,
+    #: then the new ones
+    hints = models.JSONField(default=dict)
+    include_count = models.PositiveIntegerField(default=0, help_text="New include strokes.")
+    exclude_count = models.PositiveIntegerField(default=0, help_text="New exclude strokes.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+    result = models.ForeignKey(
+        MaskVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    #: the job's attempt (the reconciler re-enqueues a lost one) and when it was last enqueued
+    attempts = models.PositiveSmallIntegerField(default=1)
+    queued_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["queued_at"],
+                condition=Q(status="pending"),
+                name="mask_correction_pending",
+            )
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["photo"],
+                condition=Q(status="pending"),
+                name="one_pending_mask_correction_per_photo",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"mask correction {self.pk} of photo {self.photo_id} ({self.status})"
+
+    @property
+    def job_id(self) -> str:
+        """The RQ job id of the current attempt (deterministic, like ``shoot-12-analysis-2``)."""
+        return f"mask-correction-{self.pk}-{self.attempts}"

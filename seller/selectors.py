@@ -15,12 +15,22 @@ from typing import Any
 from django.core.cache import cache
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from facelibrary.selectors import gallery_faces
-from generation.models import Asset, GenerationJob, GenerationRun
-from qa.models import AssetCheck
+from generation.models import Asset, AssetEvent, GenerationJob, GenerationRun
+from qa.models import AssetCheck, AssetRating
 
-from .models import MaskVersion, PhotoAnalysis, Seller, Shoot, ShootEvent, ShootPhoto, ShootStatus
+from .models import (
+    MaskCorrection,
+    MaskVersion,
+    PhotoAnalysis,
+    Seller,
+    Shoot,
+    ShootEvent,
+    ShootPhoto,
+    ShootStatus,
+)
 
 S = ShootStatus
 
@@ -80,13 +90,15 @@ def shoot_photos(shoot: Shoot) -> list[ShootPhoto]:
     return list(shoot.photos.only("id", "shoot_id", "width", "height", "original_name"))
 
 
+def _timeline(events: QuerySet, subject: str) -> list:
+    """Status changes, oldest first: who decided what, when, and why."""
+    fields = ("from_status", "to_status", "note", "created_at", "actor__username")
+    rows = events.select_related("actor").only("id", f"{subject}_id", *fields)
+    return list(rows.order_by("created_at", "id"))
+
+
 def shoot_timeline(shoot: Shoot) -> list[ShootEvent]:
-    return list(
-        ShootEvent.objects.filter(shoot=shoot)
-        .select_related("actor")
-        .only("id", "shoot_id", "from_status", "to_status", "note", "created_at", "actor__username")
-        .order_by("created_at", "id")
-    )
+    return _timeline(ShootEvent.objects.filter(shoot=shoot), "shoot")
 
 
 @dataclass(frozen=True)
@@ -158,28 +170,25 @@ def generation_progress(shoot: Shoot) -> RunProgress | None:
 # --- mask review ---------------------------------------------------------------------------------
 
 
+def _owned_by(seller: Seller, rows: QuerySet, shoot_path: str, shoot_id: int, pk: int):
+    """Row ``pk`` of the seller's own shoot ``shoot_id`` (``shoot_path`` leads to it), or 404."""
+    lookup = {f"{shoot_path}_id": shoot_id, f"{shoot_path}__seller": seller}
+    return get_object_or_404(rows, pk=pk, **lookup)
+
+
 def photo_for_seller(seller: Seller, shoot_id: int, photo_id: int) -> ShootPhoto:
-    return get_object_or_404(
-        ShootPhoto.objects.select_related("shoot"),
-        pk=photo_id,
-        shoot_id=shoot_id,
-        shoot__seller=seller,
+    return _owned_by(
+        seller, ShootPhoto.objects.select_related("shoot"), "shoot", shoot_id, photo_id
     )
 
 
 def mask_for_seller(seller: Seller, shoot_id: int, mask_id: int) -> MaskVersion:
-    return get_object_or_404(
-        MaskVersion.objects.select_related("photo__shoot"),
-        pk=mask_id,
-        photo__shoot_id=shoot_id,
-        photo__shoot__seller=seller,
-    )
+    masks = MaskVersion.objects.select_related("photo__shoot")
+    return _owned_by(seller, masks, "photo__shoot", shoot_id, mask_id)
 
 
 def analysis_for_seller(seller: Seller, shoot_id: int, analysis_id: int) -> PhotoAnalysis:
-    return get_object_or_404(
-        PhotoAnalysis, pk=analysis_id, photo__shoot_id=shoot_id, photo__shoot__seller=seller
-    )
+    return _owned_by(seller, PhotoAnalysis.objects.all(), "photo__shoot", shoot_id, analysis_id)
 
 
 @dataclass
@@ -190,6 +199,12 @@ class PhotoReview:
     analysis: PhotoAnalysis | None
     chosen: MaskVersion | None
     versions: list[MaskVersion]
+    #: the id of the seller's correction the analysis worker is applying, if any
+    pending_correction: int | None = None
+
+    @property
+    def correcting(self) -> bool:
+        return self.pending_correction is not None
 
     @property
     def has_pose(self) -> bool:
@@ -209,9 +224,20 @@ class PhotoReview:
         return max(3, max(self.photo.width, self.photo.height) // 60)
 
 
+def _with_pending_correction(photos: QuerySet[ShootPhoto]) -> QuerySet[ShootPhoto]:
+    """``pending_correction``: the id of the photo's correction being applied (not stale)."""
+    pending = MaskCorrection.objects.filter(
+        photo=OuterRef("pk"),
+        status=MaskCorrection.Status.PENDING,
+        queued_at__gte=timezone.now() - MaskCorrection.STALE_AFTER,
+    )
+    return photos.annotate(pending_correction=Subquery(pending.values("pk")[:1]))
+
+
 def mask_review_photos(shoot: Shoot) -> list[PhotoReview]:
-    """Each photo with its latest analysis and every mask version (chosen one first)."""
-    photos = shoot.photos.prefetch_related(
+    """Each photo with its latest analysis, every mask version (chosen one first) and the
+    correction being applied, if any."""
+    photos = _with_pending_correction(shoot.photos.all()).prefetch_related(
         Prefetch("masks", queryset=MaskVersion.objects.order_by("-version")),
         Prefetch("analyses", queryset=PhotoAnalysis.objects.order_by("-created_at", "-id")),
     )
@@ -223,14 +249,18 @@ def review_for_photo(photo: ShootPhoto) -> PhotoReview:
     analyses = list(photo.analyses.all())
     chosen = next((mask for mask in versions if mask.is_chosen), versions[0] if versions else None)
     return PhotoReview(
-        photo=photo, analysis=analyses[0] if analyses else None, chosen=chosen, versions=versions
+        photo=photo,
+        analysis=analyses[0] if analyses else None,
+        chosen=chosen,
+        versions=versions,
+        pending_correction=getattr(photo, "pending_correction", None),
     )
 
 
 def photo_review(seller: Seller, shoot_id: int, photo_id: int) -> PhotoReview:
     photo = photo_for_seller(seller, shoot_id, photo_id)
     photo = (
-        ShootPhoto.objects.select_related("shoot")
+        _with_pending_correction(ShootPhoto.objects.select_related("shoot"))
         .prefetch_related(
             Prefetch("masks", queryset=MaskVersion.objects.order_by("-version")),
             Prefetch("analyses", queryset=PhotoAnalysis.objects.order_by("-created_at", "-id")),
@@ -238,6 +268,24 @@ def photo_review(seller: Seller, shoot_id: int, photo_id: int) -> PhotoReview:
         .get(pk=photo.pk)
     )
     return review_for_photo(photo)
+
+
+def correction_for_photo(photo: ShootPhoto, correction_id: int) -> MaskCorrection | None:
+    """One of the photo's corrections (the photo was looked up for the seller), with its result."""
+    return (
+        MaskCorrection.objects.select_related("result")
+        .filter(pk=correction_id, photo=photo)
+        .first()
+    )
+
+
+def corrections_pending(shoot: Shoot) -> bool:
+    """True while the analysis worker is applying one of the seller's corrections to the shoot."""
+    return MaskCorrection.objects.filter(
+        photo__shoot=shoot,
+        status=MaskCorrection.Status.PENDING,
+        queued_at__gte=timezone.now() - MaskCorrection.STALE_AFTER,
+    ).exists()
 
 
 # --- face selection ------------------------------------------------------------------------------
@@ -314,12 +362,12 @@ def shoot_assets(shoot: Shoot) -> list[Asset]:
 
 
 def asset_for_seller(seller: Seller, shoot_id: int, asset_id: int) -> Asset:
-    return get_object_or_404(
-        Asset.objects.select_related("job__face", "job__run__shoot", "qa_review"),
-        pk=asset_id,
-        job__run__shoot_id=shoot_id,
-        job__run__shoot__seller=seller,
-    )
+    assets = Asset.objects.select_related("job__face", "job__run__shoot", "qa_review")
+    return _owned_by(seller, assets, "job__run__shoot", shoot_id, asset_id)
+
+
+def asset_timeline(asset: Asset) -> list[AssetEvent]:
+    return _timeline(AssetEvent.objects.filter(asset=asset), "asset")
 
 
 def asset_counts(shoot: Shoot) -> dict[str, int]:
@@ -339,3 +387,8 @@ def qa_scores(assets: Iterable[Asset]) -> dict[int, list[AssetCheck]]:
         for check in AssetCheck.objects.filter(asset_id__in=ids).order_by("asset_id", "name"):
             scores[check.asset_id].append(check)
     return dict(scores)
+
+
+def asset_rating(asset: Asset, user) -> AssetRating | None:
+    """The signed-in seller's own star rating of one of their assets, if they gave one."""
+    return AssetRating.objects.filter(asset=asset, rated_by=user).first()

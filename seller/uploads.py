@@ -3,24 +3,21 @@
 Every file is validated and decoded first (``generation.inference.intake``), before anything is
 stored: one bad file refuses the whole upload with a message per file, and nothing is written.
 Files are then written to storage outside the transaction (slow I/O), and the rows that point to
-them are created in one transaction; if that fails, the files are deleted again.
+them are created in one transaction; if anything fails, the files are deleted again.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.exceptions import SuspiciousFileOperation
 from django.db import transaction
-from django.utils.text import get_valid_filename
 
+from core.files import StoredFiles, safe_display_name, sha256, stored_files
 from generation.inference.errors import InvalidImageError
 from generation.inference.intake import IntakeResult, encode_png, load_upload
 
-from .imagefiles import delete_quietly, sha256, store
 from .models import Seller, Shoot, ShootPhoto
 from .services import shoot_start_analysis
 
@@ -46,16 +43,6 @@ class PreparedPhoto:
     original_bytes: bytes
     intake: IntakeResult
     working_png: bytes
-
-
-def safe_display_name(name: str) -> str:
-    """A harmless display name: no directories, no control characters, bounded length."""
-    base = os.path.basename((name or "").replace("\\", "/"))
-    try:
-        cleaned = get_valid_filename(base) if base.strip(". ") else ""
-    except SuspiciousFileOperation:  # nothing usable left (e.g. "👗", "%%%"): not a 400
-        cleaned = ""
-    return (cleaned or "photo")[:120]
 
 
 def _read_bounded(upload) -> bytes:
@@ -88,14 +75,10 @@ def prepare_photos(files: Sequence) -> list[PreparedPhoto]:
     return prepared
 
 
-def _store_photo(photo: PreparedPhoto, written: list[str]) -> tuple[str, str]:
-    """Store both files, adding each name to ``written`` as soon as it exists, so a failure on
-    the second file still lets the caller delete the first."""
+def _store_photo(photo: PreparedPhoto, files: StoredFiles) -> tuple[str, str]:
     extension = ALLOWED_EXTENSIONS[photo.intake.original_format.lower()]
-    original = store("originals", photo.original_bytes, extension)
-    written.append(original)
-    working = store("photos", photo.working_png, "png")
-    written.append(working)
+    original = files.store("originals", photo.original_bytes, extension)
+    working = files.store("photos", photo.working_png, "png")
     return original, working
 
 
@@ -111,34 +94,28 @@ def shoot_create(
 ) -> Shoot:
     """Validate the photos, store them, create the shoot and start its analysis."""
     prepared = prepare_photos(files)
-    written: list[str] = []
     try:
-        stored = []
-        for photo in prepared:
-            stored.append(_store_photo(photo, written))
-        with transaction.atomic():
-            shoot = Shoot.objects.create(
-                seller=seller, sku=sku, title=title, category=category, scene=scene
-            )
-            for position, (photo, (original, working)) in enumerate(
-                zip(prepared, stored, strict=True)
-            ):
-                ShootPhoto.objects.create(
-                    shoot=shoot,
-                    original=original,
-                    image=working,
-                    original_name=photo.original_name,
-                    original_format=photo.intake.original_format,
-                    sha256=sha256(photo.original_bytes),
-                    position=position,
+        with stored_files() as written:
+            stored = [_store_photo(photo, written) for photo in prepared]
+            with transaction.atomic():
+                shoot = Shoot.objects.create(
+                    seller=seller, sku=sku, title=title, category=category, scene=scene
                 )
-            return shoot_start_analysis(shoot=shoot, actor=actor)
+                for position, (photo, (original, working)) in enumerate(
+                    zip(prepared, stored, strict=True)
+                ):
+                    ShootPhoto.objects.create(
+                        shoot=shoot,
+                        original=original,
+                        image=working,
+                        original_name=photo.original_name,
+                        original_format=photo.intake.original_format,
+                        sha256=sha256(photo.original_bytes),
+                        position=position,
+                    )
+                return shoot_start_analysis(shoot=shoot, actor=actor)
     except OSError as exc:
-        delete_quietly(written)
         raise UploadFailed(
             "The photos could not be saved right now (storage full or unavailable). "
             "Nothing was kept; please try again later."
         ) from exc
-    except BaseException:
-        delete_quietly(written)
-        raise

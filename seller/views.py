@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import mimetypes
 from dataclasses import dataclass
-from functools import wraps
+from functools import partial, wraps
 
 from django.conf import settings
 from django.contrib import messages
@@ -32,8 +32,9 @@ from django_htmx.http import (
 )
 from PIL import Image, ImageOps
 
-from config.ratelimit import limit_shoot_uploads
-from generation.asset_services import asset_seller_approve, asset_seller_reject, shoot_send_to_qa
+from core.files import StorageWriteError
+from core.ratelimit import limit_shoot_uploads
+from core.transitions import TransitionError
 from generation.inference.errors import InferenceError
 from generation.models import Asset
 from generation.services import (
@@ -42,6 +43,7 @@ from generation.services import (
     shoot_start_generation,
 )
 from generation.services import shoot_cancel_generation as cancel_generation_service
+from qa.selectors import rejections_for_shoot
 
 from . import selectors as q
 from .accounts import seller_create
@@ -50,15 +52,16 @@ from .forms import (
     MaskChoiceForm,
     MaskCorrectionForm,
     NewShootForm,
+    RateAssetForm,
     RejectAssetForm,
     ShootFilterForm,
     SignupForm,
 )
-from .imagefiles import StorageWriteError
 from .masks import InvalidCorrection, mask_choose_version, shoot_use_standard_pose
 from .masks import mask_correct as mask_correct_service
-from .models import Shoot, ShootStatus
-from .services import TransitionError, shoot_confirm_mask, shoot_rerun_analysis
+from .models import MaskCorrection, Shoot, ShootStatus
+from .review import asset_rate, asset_seller_approve, asset_seller_reject, shoot_send_to_qa
+from .services import shoot_confirm_mask, shoot_rerun_analysis
 from .services import shoot_retry_analysis as retry_analysis_service
 from .uploads import UploadFailed, UploadRejected, shoot_create
 
@@ -93,6 +96,16 @@ def seller_required(view):
     return wrapper
 
 
+def seller_get(view):
+    """A read-only seller page (GET/HEAD)."""
+    return require_GET(seller_required(view))
+
+
+def seller_post(view):
+    """A seller action (POST, CSRF-checked like every POST)."""
+    return require_POST(seller_required(view))
+
+
 def _message(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return " ".join(exc.messages)
@@ -113,8 +126,7 @@ def _shoot_url(shoot: Shoot) -> str:
 # --- dashboard -----------------------------------------------------------------------------------
 
 
-@require_GET
-@seller_required
+@seller_get
 def dashboard(request: HttpRequest) -> HttpResponse:
     form = ShootFilterForm(request.GET)
     filters = form.filters()
@@ -145,7 +157,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @seller_required
-@limit_shoot_uploads  # per-seller upload limits on POST (config/ratelimit.py)
+@limit_shoot_uploads  # per-seller upload limits on POST (core/ratelimit.py)
 def shoot_new(request: HttpRequest) -> HttpResponse:
     form = NewShootForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
@@ -191,8 +203,7 @@ def _status_context(shoot: Shoot) -> dict:
     return context
 
 
-@require_GET
-@seller_required
+@seller_get
 def shoot_detail(request: HttpRequest, shoot_id: int) -> HttpResponse:
     shoot = q.shoot_for_seller(request.seller, shoot_id)
     context = _status_context(shoot)
@@ -200,8 +211,7 @@ def shoot_detail(request: HttpRequest, shoot_id: int) -> HttpResponse:
     return render(request, "seller/shoot_detail.html", context)
 
 
-@require_GET
-@seller_required
+@seller_get
 def shoot_status(request: HttpRequest, shoot_id: int) -> HttpResponse:
     """The live status panel, polled by the shoot page while a worker is busy."""
     shoot = q.shoot_for_seller(request.seller, shoot_id)
@@ -212,37 +222,52 @@ def shoot_status(request: HttpRequest, shoot_id: int) -> HttpResponse:
     return render(request, "seller/_status_panel.html", _status_context(shoot))
 
 
-def _shoot_action(request: HttpRequest, shoot_id: int, action, success: str) -> HttpResponse:
-    shoot = q.shoot_for_seller(request.seller, shoot_id)
+def _attempt(
+    request: HttpRequest, call, *, success: str, then: str, failed: str = ""
+) -> HttpResponse:
+    """Run a service call; tell the seller how it went and go to ``then`` (``failed`` on error)."""
     try:
-        action(shoot=shoot, actor=request.user)
+        call()
     except SERVICE_ERRORS as exc:
         messages.error(request, _message(exc))
-    else:
-        messages.success(request, success)
-    return _go(request, _shoot_url(shoot))
+        return _go(request, failed or then)
+    messages.success(request, success)
+    return _go(request, then)
 
 
-@require_POST
-@seller_required
+def _shoot_action(request: HttpRequest, shoot_id: int, action, success: str) -> HttpResponse:
+    shoot = q.shoot_for_seller(request.seller, shoot_id)
+    call = partial(action, shoot=shoot, actor=request.user)
+    return _attempt(request, call, success=success, then=_shoot_url(shoot))
+
+
+@seller_post
 def shoot_retry_analysis(request: HttpRequest, shoot_id: int) -> HttpResponse:
     return _shoot_action(request, shoot_id, retry_analysis_service, "Analysis restarted.")
 
 
-@require_POST
-@seller_required
+@seller_post
 def shoot_rerun(request: HttpRequest, shoot_id: int) -> HttpResponse:
     return _shoot_action(request, shoot_id, shoot_rerun_analysis, "Analysis re-run started.")
 
 
-@require_POST
-@seller_required
+def _tell_dropped(request: HttpRequest, run) -> None:
+    """Faces the generation service left out (retired, consent ended), one message each."""
+    for reason in getattr(run, "dropped", {}).values():
+        messages.warning(request, reason)
+
+
+@seller_post
 def shoot_retry_generation_view(request: HttpRequest, shoot_id: int) -> HttpResponse:
-    return _shoot_action(request, shoot_id, shoot_retry_generation, "Generation restarted.")
+    shoot = q.shoot_for_seller(request.seller, shoot_id)
+
+    def call():
+        _tell_dropped(request, shoot_retry_generation(shoot=shoot, actor=request.user))
+
+    return _attempt(request, call, success="Generation restarted.", then=_shoot_url(shoot))
 
 
-@require_POST
-@seller_required
+@seller_post
 def shoot_cancel_generation(request: HttpRequest, shoot_id: int) -> HttpResponse:
     shoot = q.shoot_for_seller(request.seller, shoot_id)
     cancel_generation_service(shoot=shoot)
@@ -253,8 +278,7 @@ def shoot_cancel_generation(request: HttpRequest, shoot_id: int) -> HttpResponse
 # --- mask review ---------------------------------------------------------------------------------
 
 
-@require_GET
-@seller_required
+@seller_get
 def mask_review(request: HttpRequest, shoot_id: int) -> HttpResponse:
     shoot = q.shoot_for_seller(request.seller, shoot_id)
     context = {
@@ -276,8 +300,7 @@ def _photo_panel(request: HttpRequest, shoot_id: int, photo_id: int, **extra) ->
     return render(request, "seller/_photo_review.html", context | extra)
 
 
-@require_POST
-@seller_required
+@seller_post
 def mask_correct(request: HttpRequest, shoot_id: int, photo_id: int) -> HttpResponse:
     photo = q.photo_for_seller(request.seller, shoot_id, photo_id)
     form = MaskCorrectionForm(request.POST)
@@ -285,7 +308,7 @@ def mask_correct(request: HttpRequest, shoot_id: int, photo_id: int) -> HttpResp
         error = " ".join(msg for msgs in form.errors.values() for msg in msgs)
         return _photo_panel(request, shoot_id, photo_id, error=error)
     try:
-        mask = mask_correct_service(
+        correction = mask_correct_service(
             photo=photo,
             actor=request.user,
             include_strokes=form.cleaned_data["include_strokes"],
@@ -294,12 +317,35 @@ def mask_correct(request: HttpRequest, shoot_id: int, photo_id: int) -> HttpResp
         )
     except SERVICE_ERRORS as exc:
         return _photo_panel(request, shoot_id, photo_id, error=_message(exc))
-    notice = f"Mask version {mask.version} made from your corrections."
-    return _photo_panel(request, shoot_id, photo_id, notice=notice)
+    correction = q.correction_for_photo(photo, correction.pk)  # done already in sync mode
+    return _photo_panel(request, shoot_id, photo_id, **_correction_outcome(correction))
 
 
-@require_POST
-@seller_required
+def _correction_outcome(correction: MaskCorrection | None) -> dict[str, str]:
+    """The panel's notice or error about a correction the analysis worker applies."""
+    if correction is None:
+        return {}
+    if correction.status == MaskCorrection.Status.DONE and correction.result:
+        return {"notice": f"Mask version {correction.result.version} made from your corrections."}
+    if correction.status == MaskCorrection.Status.FAILED:
+        return {"error": correction.error or "Your correction could not be applied."}
+    return {}  # still being applied: the panel says so itself, and polls
+
+
+@seller_get
+def mask_panel(request: HttpRequest, shoot_id: int, photo_id: int) -> HttpResponse:
+    """One photo's review panel, polled while a correction of it is being applied."""
+    review = q.photo_review(request.seller, shoot_id, photo_id)
+    shoot = review.photo.shoot
+    correction_id = request.GET.get("correction", "")
+    correction = None
+    if correction_id.isdigit():
+        correction = q.correction_for_photo(review.photo, int(correction_id))
+    context = {"shoot": shoot, "review": review, "editable": shoot.status == S.MASK_REVIEW}
+    return render(request, "seller/_photo_review.html", context | _correction_outcome(correction))
+
+
+@seller_post
 def mask_choose(request: HttpRequest, shoot_id: int, photo_id: int) -> HttpResponse:
     form = MaskChoiceForm(request.POST)
     if not form.is_valid():
@@ -314,8 +360,7 @@ def mask_choose(request: HttpRequest, shoot_id: int, photo_id: int) -> HttpRespo
     return _photo_panel(request, shoot_id, photo_id, notice=f"Using mask version {mask.version}.")
 
 
-@require_POST
-@seller_required
+@seller_post
 def shoot_standard_pose(request: HttpRequest, shoot_id: int) -> HttpResponse:
     shoot = q.shoot_for_seller(request.seller, shoot_id)
     try:
@@ -327,10 +372,12 @@ def shoot_standard_pose(request: HttpRequest, shoot_id: int) -> HttpResponse:
     return _go(request, reverse("seller:mask_review", args=[shoot.pk]))
 
 
-@require_POST
-@seller_required
+@seller_post
 def mask_confirm(request: HttpRequest, shoot_id: int) -> HttpResponse:
     shoot = q.shoot_for_seller(request.seller, shoot_id)
+    if q.corrections_pending(shoot):
+        messages.error(request, "Your corrections are still being applied; confirm once they are.")
+        return _go(request, reverse("seller:mask_review", args=[shoot.pk]))
     try:
         shoot_confirm_mask(shoot=shoot, actor=request.user)
     except SERVICE_ERRORS as exc:
@@ -407,7 +454,7 @@ def face_selection(request: HttpRequest, shoot_id: int) -> HttpResponse:
         data = form.cleaned_data
         chosen = list(q.selectable_faces({}).filter(pk__in=data["faces"]))
         try:
-            shoot_start_generation(
+            run = shoot_start_generation(
                 shoot=shoot,
                 faces=chosen,
                 variants=data["variants"],
@@ -417,7 +464,9 @@ def face_selection(request: HttpRequest, shoot_id: int) -> HttpResponse:
         except SERVICE_ERRORS as exc:
             form.add_error(None, _message(exc))
         else:
-            messages.success(request, f"Generating {len(chosen) * data['variants']} images.")
+            _tell_dropped(request, run)
+            images = run.jobs.count()
+            messages.success(request, f"Generating {images} images.")
             return _go(request, _shoot_url(shoot))
     selected = {int(pk) for pk in form["faces"].value() or [] if str(pk).isdigit()}
     variants = int(form["variants"].value() or 1)
@@ -452,8 +501,7 @@ def _asset_context(shoot: Shoot, asset: Asset, scores: dict, **extra) -> dict:
     }
 
 
-@require_GET
-@seller_required
+@seller_get
 def results(request: HttpRequest, shoot_id: int) -> HttpResponse:
     shoot = q.shoot_for_seller(request.seller, shoot_id)
     counts = q.asset_counts(shoot)
@@ -464,11 +512,18 @@ def results(request: HttpRequest, shoot_id: int) -> HttpResponse:
     assets = q.shoot_assets(shoot)
     scores = q.qa_scores(assets)
     cards = [_asset_context(shoot, asset, scores) for asset in assets]
-    return render(request, "seller/results.html", summary | {"cards": cards})
+    # What QA sent back in its latest round, with reasons: only looked up when QA rejected any
+    rejected = any(
+        getattr(asset, "qa_review", None) and asset.qa_review.decision == "rejected"
+        for asset in assets
+    )
+    qa_rejections = rejections_for_shoot(shoot=shoot) if rejected else []
+    return render(
+        request, "seller/results.html", summary | {"cards": cards, "qa_rejections": qa_rejections}
+    )
 
 
-@require_GET
-@seller_required
+@seller_get
 def asset_detail(request: HttpRequest, shoot_id: int, asset_id: int) -> HttpResponse:
     asset = q.asset_for_seller(request.seller, shoot_id, asset_id)
     shoot = asset.job.run.shoot
@@ -480,7 +535,9 @@ def asset_detail(request: HttpRequest, shoot_id: int, asset_id: int) -> HttpResp
         "image": siblings.get(Asset.Kind.IMAGE),
         "video": siblings.get(Asset.Kind.VIDEO),
         "original": photos[0] if photos else None,
+        "events": q.asset_timeline(asset),
     }
+    context |= _rating_context(request, asset)
     return render(request, "seller/asset_detail.html", context)
 
 
@@ -497,8 +554,7 @@ def _asset_response(request: HttpRequest, asset: Asset, **extra) -> HttpResponse
     return trigger_client_event(response, "asset-reviewed")
 
 
-@require_POST
-@seller_required
+@seller_post
 def asset_approve(request: HttpRequest, shoot_id: int, asset_id: int) -> HttpResponse:
     asset = q.asset_for_seller(request.seller, shoot_id, asset_id)
     try:
@@ -508,8 +564,7 @@ def asset_approve(request: HttpRequest, shoot_id: int, asset_id: int) -> HttpRes
     return _asset_response(request, asset)
 
 
-@require_POST
-@seller_required
+@seller_post
 def asset_reject(request: HttpRequest, shoot_id: int, asset_id: int) -> HttpResponse:
     asset = q.asset_for_seller(request.seller, shoot_id, asset_id)
     form = RejectAssetForm(request.POST)
@@ -522,39 +577,68 @@ def asset_reject(request: HttpRequest, shoot_id: int, asset_id: int) -> HttpResp
     return _asset_response(request, asset)
 
 
-@require_POST
-@seller_required
+def _rating_context(request: HttpRequest, asset: Asset, form=None, error: str = "") -> dict:
+    rating = q.asset_rating(asset, request.user)
+    if form is None:
+        initial = {"stars": rating.stars, "comment": rating.comment} if rating else {}
+        form = RateAssetForm(initial=initial)
+    return {"rating": rating, "rating_form": form, "rating_error": error}
+
+
+@seller_post
+def asset_rate_view(request: HttpRequest, shoot_id: int, asset_id: int) -> HttpResponse:
+    """The seller's 1-5 star rating of one of their results (htmx swaps the rating card)."""
+    asset = q.asset_for_seller(request.seller, shoot_id, asset_id)
+    form = RateAssetForm(request.POST)
+    error = ""
+    if not form.is_valid():
+        error = " ".join(dict.fromkeys(m for errors in form.errors.values() for m in errors))
+    else:
+        data = form.cleaned_data
+        try:
+            stars, comment = data["stars"], data["comment"]
+            asset_rate(asset=asset, actor=request.user, stars=stars, comment=comment)
+        except SERVICE_ERRORS as exc:
+            error = _message(exc)
+    if request.htmx:
+        context = {"shoot": asset.job.run.shoot, "asset": asset}
+        context |= _rating_context(request, asset, form if error else None, error)
+        return render(request, "seller/_asset_rating.html", context, status=422 if error else 200)
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, f"Rating saved: {stars} of 5 stars.")
+    return redirect("seller:asset", shoot_id=asset.job.run.shoot_id, asset_id=asset.pk)
+
+
+@seller_post
 def shoot_regenerate(request: HttpRequest, shoot_id: int) -> HttpResponse:
     """Same faces and variants as the last run, new seeds."""
     shoot = q.shoot_for_seller(request.seller, shoot_id)
     faces, variants = q.last_run_faces(shoot)
     last = q.latest_run(shoot)
-    try:
-        shoot_start_generation(
-            shoot=shoot,
-            faces=faces,
-            variants=variants,
-            actor=request.user,
-            run_settings=dict(last.settings) if last else {},
-        )
-    except SERVICE_ERRORS as exc:
-        messages.error(request, _message(exc))
-    else:
-        messages.success(request, "Generating new variants with new seeds.")
-    return _go(request, _shoot_url(shoot))
+    same_as_last = {"faces": faces, "variants": variants}
+    same_as_last["run_settings"] = dict(last.settings) if last else {}
+
+    def call():
+        # The service checks each face's consent now and leaves out those no longer usable.
+        run = shoot_start_generation(shoot=shoot, actor=request.user, **same_as_last)
+        _tell_dropped(request, run)
+
+    success = "Generating new variants with new seeds."
+    return _attempt(request, call, success=success, then=_shoot_url(shoot))
 
 
-@require_POST
-@seller_required
+@seller_post
 def shoot_send_to_qa_view(request: HttpRequest, shoot_id: int) -> HttpResponse:
     shoot = q.shoot_for_seller(request.seller, shoot_id)
-    try:
-        shoot_send_to_qa(shoot=shoot, actor=request.user)
-    except SERVICE_ERRORS as exc:
-        messages.error(request, _message(exc))
-        return _go(request, reverse("seller:results", args=[shoot.pk]))
-    messages.success(request, "Sent to QA. We will tell you when they are reviewed.")
-    return _go(request, _shoot_url(shoot))
+    return _attempt(
+        request,
+        partial(shoot_send_to_qa, shoot=shoot, actor=request.user),
+        success="Sent to QA. We will tell you when they are reviewed.",
+        then=_shoot_url(shoot),
+        failed=reverse("seller:results", args=[shoot.pk]),
+    )
 
 
 # --- files (always through the seller's own shoots) ---------------------------------------------
@@ -602,8 +686,7 @@ def _thumbnail(field_file: FieldFile, side: int = THUMB_SIDE) -> HttpResponse:
     return _serve(FieldFile(None, field_file.field, name))
 
 
-@require_GET
-@seller_required
+@seller_get
 def photo_file(request: HttpRequest, shoot_id: int, photo_id: int, variant: str) -> HttpResponse:
     photo = q.photo_for_seller(request.seller, shoot_id, photo_id)
     if variant == "thumb":
@@ -613,20 +696,17 @@ def photo_file(request: HttpRequest, shoot_id: int, photo_id: int, variant: str)
     return _serve(photo.image)
 
 
-@require_GET
-@seller_required
+@seller_get
 def mask_file(request: HttpRequest, shoot_id: int, mask_id: int) -> HttpResponse:
     return _serve(q.mask_for_seller(request.seller, shoot_id, mask_id).mask)
 
 
-@require_GET
-@seller_required
+@seller_get
 def pose_file(request: HttpRequest, shoot_id: int, analysis_id: int) -> HttpResponse:
     return _serve(q.analysis_for_seller(request.seller, shoot_id, analysis_id).pose_image)
 
 
-@require_GET
-@seller_required
+@seller_get
 def face_thumb(request: HttpRequest, face_id: int) -> HttpResponse:
     """A library face's thumbnail, for faces the seller may pick (active, consented) only."""
     face = get_object_or_404(q.selectable_faces({}), pk=face_id)
@@ -636,8 +716,7 @@ def face_thumb(request: HttpRequest, face_id: int) -> HttpResponse:
     return _serve(reference.thumbnail)
 
 
-@require_GET
-@seller_required
+@seller_get
 def asset_file(request: HttpRequest, shoot_id: int, asset_id: int, variant: str) -> HttpResponse:
     asset = q.asset_for_seller(request.seller, shoot_id, asset_id)
     if variant == "thumb":

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def redis_conn():
     """The test Redis db, emptied before and after the test."""
-    from config.queues import get_redis
+    from core.queues import get_redis
 
     conn = get_redis()
     conn.flushdb()

@@ -6,8 +6,8 @@ import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from config.roles import SELLERS
-from facelibrary.models import Face
+from core.roles import SELLERS
+from facelibrary.models import Consent, Face
 from seller.models import Category, Seller, Shoot
 
 
@@ -50,11 +50,19 @@ class ShootFactory(factory.django.DjangoModelFactory):
 
 
 class FaceFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = Face
-
     code = factory.Sequence(lambda n: f"F{n:04d}")
     status = Face.Status.ACTIVE
+
+    class Meta:
+        model = Face
+        skip_postgeneration_save = True
+
+    @factory.post_generation
+    def consent(self, create, extracted, **kwargs):
+        """An active face comes with a consent in force (generation checks it when the face is
+        used); ``consent=False`` leaves it without one."""
+        if create and extracted is not False and self.status == Face.Status.ACTIVE:
+            Consent.objects.create(face=self, licence_terms="Test release: images and video.")
 
 
 def shoot_in_status(status: str, **kwargs) -> Shoot:

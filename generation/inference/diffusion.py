@@ -532,102 +532,145 @@ def generate(
         garment_description=request.garment_description,
         extra=request.prompt_extra,
     )
-    negative = (
-        request.negative_prompt
-        if request.negative_prompt is not None
-        else (DEFAULT_NEGATIVE_PROMPT)
+    job = _Resolved(
+        prompt=prompt,
+        negative_prompt=(
+            request.negative_prompt
+            if request.negative_prompt is not None
+            else DEFAULT_NEGATIVE_PROMPT
+        ),
+        seed=request.seed if request.seed is not None else secrets.randbits(31),
+        width=width,
+        height=height,
     )
-    seed = request.seed if request.seed is not None else secrets.randbits(31)
-    photo = request.image.convert("RGB")
-    control = request.control_image
-    control_scale = request.controlnet_conditioning_scale
-    if control is None:
-        control, control_scale = Image.new("RGB", photo.size), 0.0
-
-    with engine.lock:  # one job at a time per cached pipeline: adapters are shared state
-        raw = _generate_locked(
-            engine,
-            request,
-            set_dir,
-            wanted,
-            dict(
-                prompt=prompt,
-                negative_prompt=negative,
-                image=photo,
-                mask_image=inpaint_mask_from_garment(
-                    request.garment_mask,
-                    dilate_px=request.mask_dilate_px,
-                    erode_px=request.mask_erode_px,
-                ),
-                control_image=control.convert("RGB"),
-                width=width,
-                height=height,
-                num_inference_steps=request.steps,
-                guidance_scale=request.guidance_scale,
-                strength=request.strength,
-                controlnet_conditioning_scale=control_scale,
-                generator=_generator(seed),
-            ),
-            progress=progress,
-            should_cancel=should_cancel,
-        )
+    raw = _inpaint(engine, request, set_dir, wanted, job, progress, should_cancel)
     t_inferred = time.perf_counter()
     final = paste_garment(
-        photo,
+        request.image.convert("RGB"),
         raw,
         request.garment_mask,
         erode_px=request.paste_erode_px,
         feather_px=request.paste_feather_px,
     )
-    t_end = time.perf_counter()
-    return GenerationResult(
-        image=final,
-        raw_image=raw,
-        seed=seed,
-        prompt=prompt,
-        negative_prompt=negative,
-        model_set=engine.model_set.name,
-        width=width,
-        height=height,
-        steps=request.steps,
-        identity=wanted,
-        lora=str(request.lora_path) if request.lora_path else None,
-        timings={
-            "load_s": t_loaded - t_start,
-            "inference_s": t_inferred - t_loaded,
-            "composite_s": t_end - t_inferred,
-            "total_s": t_end - t_start,
-        },
+    return _result(
+        engine,
+        request,
+        job,
+        wanted,
+        raw=raw,
+        final=final,
+        timings=phase_timings(
+            t_start, load=t_loaded, inference=t_inferred, composite=time.perf_counter()
+        ),
     )
 
 
-def _generate_locked(
+@dataclass(frozen=True)
+class _Resolved:
+    """What a job settles before the pipeline runs (a random seed, the default negative prompt,
+    the output size): the pipeline call uses it and the result reports it."""
+
+    prompt: str
+    negative_prompt: str
+    seed: int
+    width: int
+    height: int
+
+
+def phase_timings(start: float, **phase_ends: float) -> dict[str, float]:
+    """``{"<phase>_s": seconds, ..., "total_s": seconds}`` from ``perf_counter`` marks.
+
+    ``phase_ends`` lists, in order, the moment each phase ended; each phase began when the
+    previous one ended (the first at ``start``).
+    """
+    timings: dict[str, float] = {}
+    previous = start
+    for phase, end in phase_ends.items():
+        timings[f"{phase}_s"] = end - previous
+        previous = end
+    timings["total_s"] = previous - start
+    return timings
+
+
+def _inpaint(
     engine: Engine,
     request: GenerationRequest,
     set_dir: Path,
     wanted: str | None,
-    kwargs: dict[str, Any],
-    *,
+    job: _Resolved,
     progress: ProgressFn | None,
     should_cancel: CancelFn | None,
 ) -> Image.Image:
+    """One pipeline call: repaint all but ``request.garment_mask`` around its pose guide."""
+    photo = request.image.convert("RGB")
+    control = request.control_image
+    control_scale = request.controlnet_conditioning_scale
+    if control is None:  # no pose guide: a black image, which scale 0 makes the ControlNet ignore
+        control, control_scale = Image.new("RGB", photo.size), 0.0
+    inputs: dict[str, Any] = dict(
+        prompt=job.prompt,
+        negative_prompt=job.negative_prompt,
+        image=photo,
+        mask_image=inpaint_mask_from_garment(
+            request.garment_mask,
+            dilate_px=request.mask_dilate_px,
+            erode_px=request.mask_erode_px,
+        ),
+        control_image=control.convert("RGB"),
+        width=job.width,
+        height=job.height,
+        num_inference_steps=request.steps,
+        guidance_scale=request.guidance_scale,
+        strength=request.strength,
+        controlnet_conditioning_scale=control_scale,
+        generator=_generator(job.seed),
+    )
     pipe = engine.pipe
-    pipe.scheduler = _scheduler(request.scheduler, pipe.scheduler.config)
-    _ensure_identity_adapter(engine, wanted)
-    kwargs |= _identity_inputs(engine, request, wanted)
-    job_lora = None
-    try:
-        if request.lora_path:
-            lora = _resolve_lora(set_dir, request.lora_path)
-            pipe.load_lora_weights(str(lora.parent), weight_name=lora.name, adapter_name=_JOB_LORA)
-            job_lora = request.lora_scale
-        _set_lora_weights(engine, faceid_on=wanted == "ip_adapter_faceid", job_lora=job_lora)
-        out = _run_pipeline(engine, kwargs, progress=progress, should_cancel=should_cancel)
-    finally:
-        if job_lora is not None or _JOB_LORA in _list_adapters(pipe):
-            # delete only this job's adapter: unload_lora_weights would drop FaceID's LoRA too
-            pipe.delete_adapters(_JOB_LORA)
+    with engine.lock:  # one job at a time per cached pipeline: adapters are shared state
+        pipe.scheduler = _scheduler(request.scheduler, pipe.scheduler.config)
+        _ensure_identity_adapter(engine, wanted)
+        inputs |= _identity_inputs(engine, request, wanted)
+        job_lora = None
+        try:
+            if request.lora_path:
+                lora = _resolve_lora(set_dir, request.lora_path)
+                pipe.load_lora_weights(
+                    str(lora.parent), weight_name=lora.name, adapter_name=_JOB_LORA
+                )
+                job_lora = request.lora_scale
+            _set_lora_weights(engine, faceid_on=wanted == "ip_adapter_faceid", job_lora=job_lora)
+            out = _run_pipeline(engine, inputs, progress=progress, should_cancel=should_cancel)
+        finally:
+            if job_lora is not None or _JOB_LORA in _list_adapters(pipe):
+                # delete only this job's adapter: unload_lora_weights would drop FaceID's LoRA too
+                pipe.delete_adapters(_JOB_LORA)
     return out.images[0]
+
+
+def _result(
+    engine: Engine,
+    request: GenerationRequest,
+    job: _Resolved,
+    identity: str | None,
+    *,
+    raw: Image.Image,
+    final: Image.Image,
+    timings: dict[str, float],
+) -> GenerationResult:
+    return GenerationResult(
+        image=final,
+        raw_image=raw,
+        seed=job.seed,
+        prompt=job.prompt,
+        negative_prompt=job.negative_prompt,
+        model_set=engine.model_set.name,
+        width=job.width,
+        height=job.height,
+        steps=request.steps,
+        identity=identity,
+        lora=str(request.lora_path) if request.lora_path else None,
+        timings=timings,
+    )
 
 
 def _generator(seed: int) -> Any:
@@ -709,58 +752,32 @@ def text_to_image(
     t_loaded = time.perf_counter()
     used = [c for c in engine.model_set.components if c not in _ON_DEMAND]
     assert_components_allowed(engine.model_set, commercial=commercial, components=used)
-    negative = negative_prompt if negative_prompt is not None else DEFAULT_NEGATIVE_PROMPT
-    seed = seed if seed is not None else secrets.randbits(31)
-    canvas = Image.new("RGB", (width, height), (127, 127, 127))
-    # reuse the request plumbing for scheduler / IP-Adapter-at-zero handling
-    request = GenerationRequest(
-        image=canvas,
-        garment_mask=np.zeros((height, width), np.uint8),
-        steps=steps,
-        scheduler=scheduler,
-    )
-    with engine.lock:
-        raw = _generate_locked(
-            engine,
-            request,
-            Path(model_set_dir),
-            None,
-            dict(
-                prompt=prompt,
-                negative_prompt=negative,
-                image=canvas,
-                mask_image=Image.new("L", (width, height), 255),
-                control_image=Image.new("RGB", (width, height)),
-                width=width,
-                height=height,
-                num_inference_steps=steps,
-                guidance_scale=guidance_scale,
-                strength=1.0,
-                controlnet_conditioning_scale=0.0,
-                generator=_generator(seed),
-            ),
-            progress=progress,
-            should_cancel=should_cancel,
-        )
-    t_end = time.perf_counter()
-    return GenerationResult(
-        image=raw,
-        raw_image=raw,
-        seed=seed,
+    job = _Resolved(
         prompt=prompt,
-        negative_prompt=negative,
-        model_set=engine.model_set.name,
+        negative_prompt=negative_prompt if negative_prompt is not None else DEFAULT_NEGATIVE_PROMPT,
+        seed=seed if seed is not None else secrets.randbits(31),
         width=width,
         height=height,
+    )
+    # a grey canvas with no garment: the inpainting mask is then all white (repaint everything)
+    # and, with no pose guide, the ControlNet runs at scale 0
+    request = GenerationRequest(
+        image=Image.new("RGB", (width, height), (127, 127, 127)),
+        garment_mask=np.zeros((height, width), np.uint8),
         steps=steps,
-        identity=None,
-        lora=None,
-        timings={
-            "load_s": t_loaded - t_start,
-            "inference_s": t_end - t_loaded,
-            "composite_s": 0.0,
-            "total_s": t_end - t_start,
-        },
+        guidance_scale=guidance_scale,
+        scheduler=scheduler,
+    )
+    raw = _inpaint(engine, request, Path(model_set_dir), None, job, progress, should_cancel)
+    t_end = time.perf_counter()
+    return _result(
+        engine,
+        request,
+        job,
+        None,
+        raw=raw,
+        final=raw,  # nothing to paste back
+        timings=phase_timings(t_start, load=t_loaded, inference=t_end, composite=t_end),
     )
 
 

@@ -32,6 +32,7 @@ from PIL import Image, ImageOps
 
 from .cache import models
 from .errors import InvalidImageError, ModelMissingError
+from .geometry import box_iou
 
 # --- constants ---------------------------------------------------------------------------------
 
@@ -367,16 +368,6 @@ class _Candidate:
     mediapipe_score: float | None = None
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    inter_w = min(a[2], b[2]) - max(a[0], b[0])
-    inter_h = min(a[3], b[3]) - max(a[1], b[1])
-    if inter_w <= 0 or inter_h <= 0:
-        return 0.0
-    inter = inter_w * inter_h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union)
-
-
 def _run_hog(image: np.ndarray, upsample: int) -> list[tuple[np.ndarray, float]]:
     rects, scores, _ = _hog_detector().run(image, upsample, 0.0)
     return [
@@ -434,7 +425,7 @@ def _refine_with_hog(rgb: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, floa
     best: tuple[np.ndarray, float] | None = None
     for found, score in _run_hog(crop, 0):
         mapped = found / scale + np.array([left, top, left, top])
-        if _iou(mapped, box) >= _SAME_FACE_IOU and (best is None or score > best[1]):
+        if box_iou(mapped, box) >= _SAME_FACE_IOU and (best is None or score > best[1]):
             best = (mapped, score)
     return best
 
@@ -450,8 +441,8 @@ def _find_candidates(rgb: np.ndarray, long_side: int) -> list[_Candidate]:
 
     candidates = [_Candidate(box=box, dlib_score=score) for box, score in hog]
     for box, score in mediapipe:
-        match = max(candidates, key=lambda c: _iou(c.box, box), default=None)
-        if match and match.mediapipe_score is None and _iou(match.box, box) >= _SAME_FACE_IOU:
+        match = max(candidates, key=lambda c: box_iou(c.box, box), default=None)
+        if match and match.mediapipe_score is None and box_iou(match.box, box) >= _SAME_FACE_IOU:
             match.mediapipe_score = score
             continue
         refined = _refine_with_hog(rgb, box)
@@ -792,26 +783,39 @@ def _upright_check(face: DetectedFace) -> QualityCheck:
 
 
 def _pose_checks(yaw: float, pitch: float, limits: GateThresholds) -> list[QualityCheck]:
-    side = "right" if yaw > 0 else "left"
-    yaw_ok = abs(yaw) <= limits.max_yaw_deg
-    yaw_message = (
-        f"Head turned {abs(yaw):.0f}° (limit {limits.max_yaw_deg:.0f}°)."
-        if yaw_ok
-        else f"Head is turned {abs(yaw):.0f}° to the image's {side}; at most "
-        f"{limits.max_yaw_deg:.0f}° allowed. Use a photo facing the camera."
-    )
-    direction = "down" if pitch > 0 else "up"
-    pitch_ok = abs(pitch) <= limits.max_pitch_deg
-    pitch_message = (
-        f"Head tilted {abs(pitch):.0f}° (limit {limits.max_pitch_deg:.0f}°)."
-        if pitch_ok
-        else f"Head is tilted {abs(pitch):.0f}° {direction}; at most "
-        f"{limits.max_pitch_deg:.0f}° allowed. Use a photo at eye level."
-    )
     return [
-        QualityCheck("yaw", abs(yaw), limits.max_yaw_deg, yaw_ok, yaw_message),
-        QualityCheck("pitch", abs(pitch), limits.max_pitch_deg, pitch_ok, pitch_message),
+        _head_angle_check(
+            "yaw",
+            yaw,
+            limits.max_yaw_deg,
+            "turned",
+            f"to the image's {'right' if yaw > 0 else 'left'}",
+            "Use a photo facing the camera.",
+        ),
+        _head_angle_check(
+            "pitch",
+            pitch,
+            limits.max_pitch_deg,
+            "tilted",
+            "down" if pitch > 0 else "up",
+            "Use a photo at eye level.",
+        ),
     ]
+
+
+def _head_angle_check(
+    name: str, angle: float, limit: float, verb: str, towards: str, advice: str
+) -> QualityCheck:
+    """The head's ``angle`` (degrees, either sign) against ``limit``; ``verb`` and ``towards``
+    describe the movement in the message, ``advice`` says what photo to use instead."""
+    degrees = abs(angle)
+    passed = degrees <= limit
+    message = (
+        f"Head {verb} {degrees:.0f}° (limit {limit:.0f}°)."
+        if passed
+        else f"Head is {verb} {degrees:.0f}° {towards}; at most {limit:.0f}° allowed. {advice}"
+    )
+    return QualityCheck(name, degrees, limit, passed, message)
 
 
 def _sharpness_check(gray: np.ndarray, limits: GateThresholds) -> QualityCheck:

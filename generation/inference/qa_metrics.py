@@ -26,6 +26,7 @@ from PIL import Image, ImageOps
 from . import composite
 from .cache import models
 from .errors import InferenceError
+from .geometry import box_iou
 
 ImageLike = Image.Image | np.ndarray
 MaskLike = np.ndarray | Image.Image
@@ -280,16 +281,6 @@ def _hands_model(max_hands: int, min_confidence: float) -> _Guarded:
     return models.get(f"qa.mediapipe_hands.{max_hands}.{min_confidence}", load)
 
 
-def _box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union else 0.0
-
-
 def _hand_finding(landmarks, world, handedness, width: int, height: int) -> HandFinding:
     points = np.array([[p.x * width, p.y * height] for p in landmarks.landmark])
     box = (
@@ -342,7 +333,7 @@ def analyse_hands(
         1
         for i, a in enumerate(hands)
         for b in hands[i + 1 :]
-        if _box_iou(a.box, b.box) >= DUPLICATE_HAND_IOU
+        if box_iou(a.box, b.box) >= DUPLICATE_HAND_IOU
     )
     return HandReport(count=len(hands), hands=hands, duplicates=duplicates)
 

@@ -43,7 +43,7 @@ MANIFEST_FORMAT = 1
 STAMP_NAME = ".verified.json"
 
 #: set kinds the engine knows how to load
-KINDS = ("sd15", "sdxl", "svd", "faceswap")
+KINDS = ("sd15", "sdxl", "svd")
 
 # Licence ids (Hub ``license:`` tags, lower case) whose terms allow commercial use of the outputs.
 # OpenRAIL licences allow it with use restrictions (no illegal/harmful use), which our terms of
@@ -477,19 +477,76 @@ _TOKENIZER = (
     "vocab.json",
 )
 
+# a VAE or ControlNet repo holds one diffusers model: its config and its weights
+_MODEL_FILES = ("config.json", "diffusion_pytorch_model.safetensors")
+_VAE_FILES = _under("vae", _same(*_MODEL_FILES))
+
+
+def _component(
+    name: str,
+    repo: str,
+    licence: str,
+    dtype: str,
+    files: tuple[HubFile, ...],
+    *,
+    params: dict[str, Any] | None = None,
+    optional: bool = False,
+    gated: bool = False,
+) -> HubComponent:
+    """A catalogue component that follows its repo's ``main`` until a reviewed sha is pinned.
+
+    Commercial use follows the licence, the same rule ``load_manifest`` applies to a manifest
+    that does not state it: a licence outside ``COMMERCIAL_LICENCES`` is refused commercially.
+    """
+    return HubComponent(
+        name=name,
+        repo=repo,
+        revision="main",
+        licence=licence,
+        commercial_use=licence in COMMERCIAL_LICENCES,
+        dtype=dtype,
+        files=files,
+        params=params or {},
+        optional=optional,
+        gated=gated,
+    )
+
+
+def _ip_adapter(weights: str) -> HubComponent:
+    """An IP-Adapter from h94/IP-Adapter, ``weights`` being its path in that repo.
+
+    The SD 1.5 and the SDXL (vit-h) adapters both use the ViT-H image encoder under ``models/``.
+    """
+    weight_name = weights.rsplit("/", 1)[-1]
+    encoder = tuple(
+        HubFile(f"models/image_encoder/{n}", f"image_encoder/{n}")
+        for n in ("config.json", "model.safetensors")
+    )
+    return _component(
+        "ip_adapter",
+        "h94/IP-Adapter",
+        "apache-2.0",
+        "fp16",
+        _under("ip_adapter", (HubFile(weights, weight_name), *encoder)),
+        params={
+            "subfolder": "ip_adapter",
+            "weight_name": weight_name,
+            "image_encoder_folder": "image_encoder",
+        },
+    )
+
+
 CATALOGUE: dict[str, CatalogueEntry] = {
     "sd15": CatalogueEntry(
         kind="sd15",
         description="SD 1.5 inpainting + OpenPose ControlNet 1.1 + IP-Adapter (+ FaceID)",
         components=(
-            HubComponent(
-                name="base",
-                repo="stable-diffusion-v1-5/stable-diffusion-inpainting",
-                revision="main",
-                licence="creativeml-openrail-m",
-                commercial_use=True,
-                dtype="fp16",
-                files=_same(
+            _component(
+                "base",
+                "stable-diffusion-v1-5/stable-diffusion-inpainting",
+                "creativeml-openrail-m",
+                "fp16",
+                _same(
                     "model_index.json",
                     "scheduler/scheduler_config.json",
                     "text_encoder/config.json",
@@ -502,74 +559,28 @@ CATALOGUE: dict[str, CatalogueEntry] = {
                     "unet/diffusion_pytorch_model.fp16.safetensors",
                 ),
             ),
-            HubComponent(
-                # ft-MSE VAE: sharper faces and fabric than the original SD 1.5 VAE
-                name="vae",
-                repo="stabilityai/sd-vae-ft-mse",
-                revision="main",
-                licence="mit",
-                commercial_use=True,
-                dtype="fp32",
-                files=_under("vae", _same("config.json", "diffusion_pytorch_model.safetensors")),
-            ),
-            HubComponent(
-                name="controlnet",
-                repo="lllyasviel/control_v11p_sd15_openpose",
-                revision="main",
-                licence="openrail",
-                commercial_use=True,
-                dtype="fp16",
-                files=_under(
+            # ft-MSE VAE: sharper faces and fabric than the original SD 1.5 VAE
+            _component("vae", "stabilityai/sd-vae-ft-mse", "mit", "fp32", _VAE_FILES),
+            _component(
+                "controlnet",
+                "lllyasviel/control_v11p_sd15_openpose",
+                "openrail",
+                "fp16",
+                _under(
                     "controlnet",
                     _same("config.json") + _fp16("diffusion_pytorch_model.fp16.safetensors"),
                 ),
             ),
-            HubComponent(
-                name="ip_adapter",
-                repo="h94/IP-Adapter",
-                revision="main",
-                licence="apache-2.0",
-                commercial_use=True,
-                dtype="fp16",
-                files=(
-                    HubFile(
-                        "models/ip-adapter_sd15.safetensors",
-                        "ip_adapter/ip-adapter_sd15.safetensors",
-                    ),
-                    HubFile(
-                        "models/image_encoder/config.json",
-                        "ip_adapter/image_encoder/config.json",
-                    ),
-                    HubFile(
-                        "models/image_encoder/model.safetensors",
-                        "ip_adapter/image_encoder/model.safetensors",
-                    ),
-                ),
-                params={
-                    "subfolder": "ip_adapter",
-                    "weight_name": "ip-adapter_sd15.safetensors",
-                    "image_encoder_folder": "image_encoder",
-                },
-            ),
-            HubComponent(
-                # FaceID is trained on insightface embeddings, whose models are licensed for
-                # non-commercial research only; the model card says the same for these weights.
-                name="ip_adapter_faceid",
-                repo="h94/IP-Adapter-FaceID",
-                revision="main",
-                licence="non-commercial",
-                commercial_use=False,
-                dtype="fp16",
-                files=(
-                    HubFile(
-                        "ip-adapter-faceid_sd15.bin",
-                        "ip_adapter/ip-adapter-faceid_sd15.bin",
-                    ),
-                ),
-                params={
-                    "subfolder": "ip_adapter",
-                    "weight_name": "ip-adapter-faceid_sd15.bin",
-                },
+            _ip_adapter("models/ip-adapter_sd15.safetensors"),
+            # FaceID is trained on insightface embeddings, whose models are licensed for
+            # non-commercial research only; the model card says the same for these weights.
+            _component(
+                "ip_adapter_faceid",
+                "h94/IP-Adapter-FaceID",
+                "non-commercial",
+                "fp16",
+                _under("ip_adapter", _same("ip-adapter-faceid_sd15.bin")),
+                params={"subfolder": "ip_adapter", "weight_name": "ip-adapter-faceid_sd15.bin"},
                 optional=True,
             ),
         ),
@@ -578,14 +589,12 @@ CATALOGUE: dict[str, CatalogueEntry] = {
         kind="sdxl",
         description="SDXL 1.0 inpainting + OpenPose ControlNet SDXL + IP-Adapter SDXL",
         components=(
-            HubComponent(
-                name="base",
-                repo="diffusers/stable-diffusion-xl-1.0-inpainting-0.1",
-                revision="main",
-                licence="openrail++",
-                commercial_use=True,
-                dtype="fp16",
-                files=_same(
+            _component(
+                "base",
+                "diffusers/stable-diffusion-xl-1.0-inpainting-0.1",
+                "openrail++",
+                "fp16",
+                _same(
                     "model_index.json",
                     "scheduler/scheduler_config.json",
                     "text_encoder/config.json",
@@ -600,71 +609,30 @@ CATALOGUE: dict[str, CatalogueEntry] = {
                     "unet/diffusion_pytorch_model.fp16.safetensors",
                 ),
             ),
-            HubComponent(
-                # the stock SDXL VAE overflows in fp16 (black/NaN images); this one does not
-                name="vae",
-                repo="madebyollin/sdxl-vae-fp16-fix",
-                revision="main",
-                licence="mit",
-                commercial_use=True,
-                dtype="fp16",
-                files=_under("vae", _same("config.json", "diffusion_pytorch_model.safetensors")),
+            # the stock SDXL VAE overflows in fp16 (black/NaN images); this one does not
+            _component("vae", "madebyollin/sdxl-vae-fp16-fix", "mit", "fp16", _VAE_FILES),
+            _component(
+                "controlnet",
+                "xinsir/controlnet-openpose-sdxl-1.0",
+                "apache-2.0",
+                "fp16",
+                _under("controlnet", _same(*_MODEL_FILES)),
             ),
-            HubComponent(
-                name="controlnet",
-                repo="xinsir/controlnet-openpose-sdxl-1.0",
-                revision="main",
-                licence="apache-2.0",
-                commercial_use=True,
-                dtype="fp16",
-                files=_under(
-                    "controlnet",
-                    _same("config.json", "diffusion_pytorch_model.safetensors"),
-                ),
-            ),
-            HubComponent(
-                name="ip_adapter",
-                repo="h94/IP-Adapter",
-                revision="main",
-                licence="apache-2.0",
-                commercial_use=True,
-                dtype="fp16",
-                files=(
-                    HubFile(
-                        "sdxl_models/ip-adapter_sdxl_vit-h.safetensors",
-                        "ip_adapter/ip-adapter_sdxl_vit-h.safetensors",
-                    ),
-                    HubFile(
-                        "models/image_encoder/config.json",
-                        "ip_adapter/image_encoder/config.json",
-                    ),
-                    HubFile(
-                        "models/image_encoder/model.safetensors",
-                        "ip_adapter/image_encoder/model.safetensors",
-                    ),
-                ),
-                params={
-                    "subfolder": "ip_adapter",
-                    "weight_name": "ip-adapter_sdxl_vit-h.safetensors",
-                    "image_encoder_folder": "image_encoder",
-                },
-            ),
+            _ip_adapter("sdxl_models/ip-adapter_sdxl_vit-h.safetensors"),
         ),
     ),
     "svd": CatalogueEntry(
         kind="svd",
         description="Stable Video Diffusion img2vid-xt (25 frames, 1024x576)",
         components=(
-            HubComponent(
-                # Stability AI Community Licence: commercial use only under its revenue cap and
-                # registration terms. Kept off in commercial mode until legal signs it off.
-                name="base",
-                repo="stabilityai/stable-video-diffusion-img2vid-xt",
-                revision="main",
-                licence="stable-video-diffusion-community",
-                commercial_use=False,
-                dtype="fp16",
-                files=_same(
+            # Stability AI Community Licence: commercial use only under its revenue cap and
+            # registration terms. Kept off in commercial mode until legal signs it off.
+            _component(
+                "base",
+                "stabilityai/stable-video-diffusion-img2vid-xt",
+                "stable-video-diffusion-community",
+                "fp16",
+                _same(
                     "model_index.json",
                     "scheduler/scheduler_config.json",
                     "feature_extractor/preprocessor_config.json",
@@ -678,21 +646,6 @@ CATALOGUE: dict[str, CatalogueEntry] = {
                     "vae/diffusion_pytorch_model.fp16.safetensors",
                 ),
                 gated=True,
-            ),
-        ),
-    ),
-    "faceswap": CatalogueEntry(
-        kind="faceswap",
-        description="insightface inswapper_128 (optional face swap post-pass)",
-        components=(
-            HubComponent(
-                name="inswapper",
-                repo="ashleykleynhans/inswapper",
-                revision="main",
-                licence="non-commercial",
-                commercial_use=False,
-                dtype="fp32",
-                files=_same("inswapper_128.onnx"),
             ),
         ),
     ),

@@ -61,6 +61,15 @@ _WORDS = [
 
 _SEED = 0
 
+# The toy size every tiny UNet (image and video) shares: two blocks at 32x32 latents, predicting
+# 4 latent channels; the builders add only what their architecture needs on top.
+_TINY_UNET: dict[str, Any] = {
+    "block_out_channels": (32, 64),
+    "layers_per_block": 1,
+    "sample_size": 32,
+    "out_channels": 4,
+}
+
 
 def make_tiny_models(
     model_root: Path | str, sets: Sequence[str] = TINY_SETS, *, force: bool = False
@@ -364,11 +373,8 @@ def _build_sd15(set_dir: Path) -> None:
 
     torch.manual_seed(_SEED)
     unet = UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        sample_size=32,
+        **_TINY_UNET,
         in_channels=9,  # noisy latents 4 + mask 1 + masked-image latents 4
-        out_channels=4,
         # attention only at the lower resolution: a quarter of the tokens, ~16x cheaper on CPU
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
@@ -452,11 +458,8 @@ def _build_sdxl(set_dir: Path) -> None:
     time_dim = 8
     text_proj_dim = 32
     unet = UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        sample_size=32,
+        **_TINY_UNET,
         in_channels=9,
-        out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         attention_head_dim=(2, 4),
@@ -526,11 +529,8 @@ def _build_svd(set_dir: Path) -> None:
 
     torch.manual_seed(_SEED)
     unet = UNetSpatioTemporalConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        sample_size=32,
+        **_TINY_UNET,
         in_channels=8,  # noisy latents + the conditioning image latents
-        out_channels=4,
         down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
         up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
         cross_attention_dim=32,

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from .cache import models
-from .diffusion import _free_memory, _is_oom
+from .diffusion import _free_memory, _generator, _is_oom, phase_timings
 from .errors import GenerationCancelled, InferenceError, OutOfMemoryError
 from .registry import assert_components_allowed, resolve_device, verify_set_dir
 
@@ -105,8 +105,6 @@ def generate_video(
     24 GB GPU). ``motion_bucket_id`` (1-255) sets how much motion; ~127 suits a model turning or
     shifting weight.
     """
-    import torch
-
     t_start = time.perf_counter()
     if should_cancel is not None and should_cancel():
         raise GenerationCancelled("Video generation was cancelled before it started")
@@ -136,7 +134,7 @@ def generate_video(
             motion_bucket_id=motion_bucket_id,
             noise_aug_strength=noise_aug_strength,
             decode_chunk_size=decode_chunk_size,
-            generator=torch.Generator(device="cpu").manual_seed(seed),
+            generator=_generator(seed),
             callback_on_step_end=on_step_end,
         )
     except GenerationCancelled:
@@ -163,12 +161,7 @@ def generate_video(
         width=width,
         height=height,
         model_set=engine.name,
-        timings={
-            "load_s": t_loaded - t_start,
-            "inference_s": t_inferred - t_loaded,
-            "encode_s": t_end - t_inferred,
-            "total_s": t_end - t_start,
-        },
+        timings=phase_timings(t_start, load=t_loaded, inference=t_inferred, encode=t_end),
     )
 
 

@@ -170,6 +170,14 @@ def face_tags(face) -> list[str]:
     for name, labels in _face_labels().items():
         value = getattr(face, name, None)
         if value not in (None, ""):
-            tags.append(labels.get(value, str(value)))
+            label = labels.get(value, str(value))
+            tags.append(f"{label} hair" if name == "hair_color" else label)
     tags.extend(getattr(face, "region", None) or [])
     return tags
+
+
+@register.filter
+def stars(value: int | None) -> str:
+    """A 1-5 rating as filled and empty stars ("★★★★☆")."""
+    n = max(0, min(5, int(value or 0)))
+    return "★" * n + "☆" * (5 - n)

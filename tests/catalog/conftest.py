@@ -10,14 +10,11 @@ from rest_framework.test import APIClient
 
 from catalog.models import CatalogClient, ClientToken, Scope
 from catalog.services import client_token_create
-from generation.asset_services import (
-    asset_qa_approve,
-    asset_seller_approve,
-    shoot_send_to_qa,
-)
 from generation.models import Asset
+from qa.services import asset_qa_approve
 from seller.models import Shoot
-from tests.qa.factories import reviewer, shoot_with_assets
+from seller.review import asset_seller_approve, shoot_send_to_qa
+from tests.qa.factories import checks_passed, reviewer, shoot_with_assets
 
 
 def approved_shoot(n: int = 2, **kwargs) -> tuple[Shoot, list[Asset]]:
@@ -27,6 +24,7 @@ def approved_shoot(n: int = 2, **kwargs) -> tuple[Shoot, list[Asset]]:
     for asset in assets:
         asset_seller_approve(asset=asset, actor=shoot.seller.user)
     shoot_send_to_qa(shoot=shoot, actor=shoot.seller.user)
+    checks_passed(*assets)
     qa = reviewer()
     for asset in assets:
         asset_qa_approve(asset=Asset.objects.get(pk=asset.pk), reviewer=qa)

@@ -38,6 +38,8 @@ FAILING_CHECKS = [
 
 
 class DraftFaceFactory(FaceFactory):
+    """A draft face with attributes and no consent (tests add what they need)."""
+
     status = Face.Status.DRAFT
     gender_presentation = "feminine"
     age_band = "25-34"
@@ -46,6 +48,10 @@ class DraftFaceFactory(FaceFactory):
     expression = "neutral"
     hair = "long"
     hair_color = "brown"
+
+    @factory.post_generation
+    def consent(self, create, extracted, **kwargs):
+        """No consent, whatever the status (FaceFactory gives active faces one)."""
 
 
 class FaceReferenceFactory(factory.django.DjangoModelFactory):
@@ -85,6 +91,28 @@ class ConsentFactory(factory.django.DjangoModelFactory):
             valid_from=factory.LazyFunction(lambda: timezone.localdate() - timedelta(days=400)),
             expires_on=factory.LazyFunction(lambda: timezone.localdate() - timedelta(days=1)),
         )
+
+
+def look(
+    gender_presentation: str,
+    age_band: str,
+    skin_tone: int,
+    region_tags: list[str],
+    expression: str,
+    hair: str,
+    hair_color: str,
+) -> dict[str, object]:
+    """A face's descriptive attributes (what sellers filter on and the prompt describes), as
+    keyword arguments for the face factories."""
+    return {
+        "gender_presentation": gender_presentation,
+        "age_band": age_band,
+        "skin_tone": skin_tone,
+        "region_tags": region_tags,
+        "expression": expression,
+        "hair": hair,
+        "hair_color": hair_color,
+    }
 
 
 def ready_face(**kwargs) -> Face:

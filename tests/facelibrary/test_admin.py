@@ -10,7 +10,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
-from config.roles import FACE_CURATORS
+from core.queues import get_queue
+from core.roles import FACE_CURATORS
+from facelibrary.jobs import check_reference
 from facelibrary.models import Consent, Face, FaceReference
 from tests.factories import SellerFactory, UserFactory
 
@@ -125,6 +127,7 @@ def test_duplicate_column_links_the_other_face(client, curator):
         "hair_color__exact=brown",
         "gate=passed",
         "gate=failing",
+        "gate=checking",
         "gate=none",
         "consent=valid",
         "consent=expiring",
@@ -206,7 +209,7 @@ def test_seller_cannot_run_actions(client):
     assert face.status == Face.Status.DRAFT
 
 
-# --- the face page: uploads through the gate, consents, reasons ----------------------------------
+# --- the face page: uploads (gated by the analysis worker), consents, reasons --------------------
 
 
 def inline_data(response) -> dict:
@@ -237,8 +240,14 @@ def face_fields(face: Face) -> dict:
     }
 
 
-def test_uploading_photos_runs_the_gate_and_shows_the_result(
-    client, curator, face_bytes, garment_bytes
+@pytest.fixture
+def rq_mode(settings, redis_conn):
+    settings.QUEUE_MODE = "rq"
+    return redis_conn
+
+
+def test_uploaded_photos_are_checked_by_the_worker_and_the_page_shows_the_result(
+    client, curator, face_bytes, garment_bytes, rq_mode, django_capture_on_commit_callbacks
 ):
     face = DraftFaceFactory()
     page = client.get(change_url(face))
@@ -253,21 +262,33 @@ def test_uploading_photos_runs_the_gate_and_shows_the_result(
         ],
         "_continue": "1",
     }
-    response = client.post(change_url(face), data, follow=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(change_url(face), data, follow=True)
+    checking = "added; the quality gate is checking it (reload the page for the result)."
     messages = texts(response)
-    assert "portrait.png: passed the quality gate." in messages
-    assert any(m.startswith("dress.jpg: failed the quality gate. No face found") for m in messages)
+    assert f"portrait.png: {checking}" in messages and f"dress.jpg: {checking}" in messages
     assert any(m.startswith("notes.txt: not added.") for m in messages)
+    refs = list(face.references.order_by("id"))
+    assert [r.gate_status for r in refs] == ["pending", "pending"]
+    assert not any(r.gate_passed or r.is_primary for r in refs)
+    assert get_queue("analysis").job_ids == [r.gate_job_id for r in refs]  # the gate's jobs
+    html = response.content.decode()
+    assert "Checking…" in html and "is still being checked by the quality gate" in html
+
+    for ref in refs:  # what the analysis worker does with them
+        check_reference(ref.pk)
     refs = list(face.references.order_by("id"))
     assert [r.gate_passed for r in refs] == [True, False]
     assert refs[0].is_primary and refs[0].created_by == curator
-
-    html = response.content.decode()  # back on the face page: the failing photo and why
+    html = client.get(change_url(face)).content.decode()  # the curator reloads the face page
+    assert "✓ passed" in html and "Checking…" not in html
     assert "✗ failed" in html and "No face found" in html
     assert "failed the quality gate" in html  # the activation check lists it
 
 
-def test_new_face_with_photo_and_consent_can_then_be_activated(client, curator, face_bytes):
+def test_new_face_with_photo_and_consent_can_be_activated_once_checked(
+    client, curator, face_bytes, rq_mode, django_capture_on_commit_callbacks
+):
     add_url = reverse("admin:facelibrary_face_add")
     page = client.get(add_url)
     data = {
@@ -290,14 +311,22 @@ def test_new_face_with_photo_and_consent_can_then_be_activated(client, curator, 
         "consents-2-0-allows_catalog_images": "on",
         "consents-2-0-document": SimpleUploadedFile("signed.pdf", b"%PDF-1.4", "application/pdf"),
     }
-    response = client.post(add_url, data, follow=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(add_url, data, follow=True)
     assert response.status_code == 200, response.content[:500]
     face = Face.objects.get(code="NEW-1")
     assert face.created_by == curator and face.region_tags == ["sub_saharan_africa"]
     consent = Consent.objects.get(face=face)
     assert consent.document.name.startswith("facelibrary/consents/")
-    assert face.references.get().gate_passed
+    reference = face.references.get()
 
+    response = act(client, "activate_faces", [face])  # still being checked: refused
+    assert any("still being checked" in m for m in texts(response))
+    face.refresh_from_db()
+    assert face.status == Face.Status.DRAFT
+
+    check_reference(reference.pk)
+    assert face.references.get().gate_passed
     act(client, "activate_faces", [face])
     face.refresh_from_db()
     assert face.status == Face.Status.ACTIVE

@@ -9,8 +9,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from core.files import sha256 as sha256_bytes
 from facelibrary.models import Consent, Face, FaceReference
-from seller.imagefiles import sha256 as sha256_bytes
 
 from .conftest import FACE_FILES
 
@@ -123,23 +123,17 @@ def test_import_refuses_a_missing_folder(tmp_path):
         run("import_faces", str(tmp_path / "nope"))
 
 
+def generate_small(count: int, *options: str) -> str:
+    """``generate_faces`` at 64 px in 2 steps: with the tiny set, noise images in seconds."""
+    return run("generate_faces", "--count", str(count), "--size", "64", "--steps", "2", *options)
+
+
 @pytest.mark.slow
 def test_generate_faces_with_tiny_weights_is_rejected_by_the_gate(tiny_models, settings):
     """Tiny random weights make noise: the same gate refuses every image, nothing is kept."""
     settings.GENERATION_MODEL_SET = "tiny-sd15"
-    output = run(
-        "generate_faces",
-        "--count",
-        "3",
-        "--size",
-        "64",
-        "--steps",
-        "2",
-        "--seed",
-        "7",
-        "--attributes",
-        "gender_presentation=feminine",
-        "skin_tone=6",
+    output = generate_small(
+        3, "--seed", "7", "--attributes", "gender_presentation=feminine", "skin_tone=6"
     )
     assert "Model set tiny-sd15, 3 image(s) generated." in output
     assert "3 photo(s) checked: 0 passed the quality gate, 3 failed." in output
@@ -151,18 +145,8 @@ def test_generate_faces_with_tiny_weights_is_rejected_by_the_gate(tiny_models, s
 @pytest.mark.slow
 def test_generate_faces_keep_rejected_stores_drafts_that_cannot_be_activated(tiny_models, settings):
     settings.GENERATION_MODEL_SET = "tiny-sd15"
-    output = run(
-        "generate_faces",
-        "--count",
-        "1",
-        "--size",
-        "64",
-        "--steps",
-        "2",
-        "--keep-rejected",
-        "--activate",
-        "--attributes",
-        "region_tags=south_asia",
+    output = generate_small(
+        1, "--keep-rejected", "--activate", "--attributes", "region_tags=south_asia"
     )
     face = Face.objects.get()
     assert face.source == "ai_generated" and face.status == "draft"

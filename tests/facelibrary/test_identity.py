@@ -10,7 +10,7 @@ from facelibrary import services
 from facelibrary.identity import FaceIdentity, face_identity_inputs, prompt_attributes
 from generation.inference.diffusion import describe_face
 
-from .factories import DraftFaceFactory, FaceReferenceFactory
+from .factories import DraftFaceFactory, FaceReferenceFactory, look
 
 pytestmark = pytest.mark.django_db
 
@@ -21,13 +21,7 @@ def test_no_face_gives_empty_identity():
 
 def test_primary_reference_image_and_attributes(face_bytes):
     face = DraftFaceFactory(
-        gender_presentation="feminine",
-        age_band="25-34",
-        skin_tone=6,
-        region_tags=["south_asia"],
-        expression="smiling",
-        hair="long",
-        hair_color="black",
+        **look("feminine", "25-34", 6, ["south_asia"], "smiling", "long", "black")
     )
     ref = services.reference_add(face=face, image_bytes=face_bytes(2), actor=None)
     identity = face_identity_inputs(face)

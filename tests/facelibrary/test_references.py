@@ -1,4 +1,5 @@
-"""reference_add on real photos: the gate's verdict, what is stored, duplicates."""
+"""reference_add on real photos: the gate's verdict, what is stored, duplicates; and the
+admin's uploads, stored as "gate pending" and gated by the analysis worker (reference_check)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
-from facelibrary import gate, services
+from facelibrary import gate, selectors, services
 from facelibrary.models import FaceReference
+from generation.inference import faces
+from generation.inference.errors import ModelMissingError
 from generation.inference.faces import DLIB_DUPLICATE_THRESHOLD
 
-from .factories import DraftFaceFactory
+from .factories import ConsentFactory, DraftFaceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -133,13 +136,13 @@ def test_thumbnail_is_a_square_crop_around_the_face(face_bytes):
 @pytest.mark.django_db(transaction=True)
 def test_gate_runs_outside_any_transaction(monkeypatch, face_bytes):
     seen = []
-    real = gate.assess_face_photo
+    real = faces.assess_face_photo
 
     def spy(image, **kwargs):
         seen.append(connection.in_atomic_block)
         return real(image, **kwargs)
 
-    monkeypatch.setattr(gate, "assess_face_photo", spy)
+    monkeypatch.setattr(faces, "assess_face_photo", spy)  # gate imports it when the gate runs
     ref = add(face_bytes(4))
     assert ref.gate_passed and seen == [False]
 
@@ -155,7 +158,82 @@ def test_insightface_embedding_is_stored_when_its_weights_exist(monkeypatch, fac
             assert face.short_side >= 128  # handed the face the gate found
             return [0.0] * 511 + [1.0]
 
-    monkeypatch.setattr(gate, "InsightFaceEmbedder", FakeEmbedder)
+    monkeypatch.setattr(faces, "InsightFaceEmbedder", FakeEmbedder)
     ref = add(face_bytes(6))
     assert len(ref.embedding_512) == 512 and ref.embedding_512[-1] == 1.0
     assert len(ref.embedding) == 128  # dlib's stays the one duplicates are searched with
+
+
+# --- uploads gated by the analysis worker --------------------------------------------------------
+
+PENDING, CHECKED, ERROR = FaceReference.GateStatus
+
+
+def upload_pending(data: bytes, face=None) -> FaceReference:
+    upload = SimpleUploadedFile("portrait.png", data, content_type="image/png")
+    return services.reference_upload(face=face or DraftFaceFactory(), upload=upload, actor=None)
+
+
+def test_an_upload_is_stored_pending_and_the_worker_gives_the_gate_verdict(
+    face_bytes, django_capture_on_commit_callbacks
+):
+    pending = upload_pending(face_bytes(5))
+    assert pending.gate_status == PENDING and pending.gate_checks == []
+    assert not pending.gate_passed and not pending.is_primary and pending.embedding is None
+    assert default_storage.exists(pending.image.name)
+    placeholder = pending.thumbnail.name  # the photo's centre until the face is known
+    assert default_storage.exists(placeholder)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        checked = services.reference_check(reference_id=pending.pk)
+    assert checked.gate_status == CHECKED and checked.gate_passed and checked.is_primary
+    assert checked.thumbnail.name != placeholder and not default_storage.exists(placeholder)
+    # the very verdict the synchronous path (import command, face generator) gives
+    synchronous = add(face_bytes(5))
+    for name in ("gate_checks", "face_box", "yaw", "pitch", "embedding", "width", "height"):
+        assert getattr(checked, name) == getattr(synchronous, name), name
+    assert checked.source_sha256 == synchronous.source_sha256
+    assert services.reference_check(reference_id=pending.pk) is None  # a second run: skipped
+
+
+def test_a_pending_photo_keeps_its_face_from_activation(face_bytes):
+    face = DraftFaceFactory()
+    ConsentFactory(face=face)
+    pending = upload_pending(face_bytes(7), face)
+    assert selectors.face_activation_problems(face=face) == [
+        f"Reference photo {pending.pk} is still being checked by the quality gate; "
+        "reload the page in a moment."
+    ]
+    with pytest.raises(services.FaceActionRefused, match="still being checked"):
+        services.face_activate(face=face, actor=None)
+    services.reference_check(reference_id=pending.pk)
+    assert selectors.face_activation_problems(face=face) == []
+
+
+def test_a_gate_that_cannot_run_records_why(monkeypatch, face_bytes):
+    pending = upload_pending(face_bytes(2))
+
+    def missing(image, **kwargs):
+        raise ModelMissingError("dlib's face models are not installed")
+
+    monkeypatch.setattr(faces, "assess_face_photo", missing)
+    assert services.reference_check(reference_id=pending.pk) is None
+    pending.refresh_from_db()
+    assert pending.gate_status == ERROR and not pending.gate_passed
+    assert pending.failure_messages == [
+        "The quality gate could not run: dlib's face models are not installed"
+    ]
+
+
+def test_a_photo_deleted_before_its_check_is_skipped(face_bytes):
+    pending = upload_pending(face_bytes(3))
+    services.reference_delete(reference=pending, actor=None)
+    assert services.reference_check(reference_id=pending.pk) is None
+    assert not FaceReference.objects.exists()
+
+
+def test_an_upload_that_is_no_image_is_refused_and_nothing_is_stored():
+    face = DraftFaceFactory()
+    with pytest.raises(services.InvalidReference, match="not a JPEG, PNG or WebP"):
+        upload_pending(b"%PDF-1.4 definitely not a photo", face)
+    assert not face.references.exists()

@@ -8,11 +8,12 @@ import pytest
 from django.utils import timezone
 
 from facelibrary.models import Face
-from facelibrary.selectors import face_stats, gallery_faces, with_curator_columns
+from facelibrary.selectors import gallery_faces, with_curator_columns
 from generation.models import Asset, GenerationJob, GenerationRun
+from generation.selectors import face_stats, with_face_usage
 from tests.factories import ShootFactory
 
-from .factories import ConsentFactory, DraftFaceFactory, FaceReferenceFactory, active_face
+from .factories import ConsentFactory, DraftFaceFactory, FaceReferenceFactory, active_face, look
 
 pytestmark = pytest.mark.django_db
 
@@ -51,35 +52,23 @@ def test_a_face_leaves_the_gallery_the_day_after_its_consent_ends():
 def library():
     return {
         "A": active_face(
-            code="A",
-            gender_presentation="feminine",
-            age_band="18-24",
-            skin_tone=2,
-            region_tags=["europe"],
-            expression="smiling",
-            hair="long",
-            hair_color="blonde",
+            code="A", **look("feminine", "18-24", 2, ["europe"], "smiling", "long", "blonde")
         ),
         "B": active_face(
             code="B",
-            gender_presentation="masculine",
-            age_band="35-44",
-            skin_tone=8,
-            region_tags=["sub_saharan_africa", "europe"],
-            expression="neutral",
-            hair="short",
-            hair_color="black",
             source="ai_generated",
+            **look(
+                "masculine",
+                "35-44",
+                8,
+                ["sub_saharan_africa", "europe"],
+                "neutral",
+                "short",
+                "black",
+            ),
         ),
         "C": active_face(
-            code="C",
-            gender_presentation="androgynous",
-            age_band="25-34",
-            skin_tone=5,
-            region_tags=["south_asia"],
-            expression="serious",
-            hair="covered",
-            hair_color="",
+            code="C", **look("androgynous", "25-34", 5, ["south_asia"], "serious", "covered", "")
         ),
     }
 
@@ -149,7 +138,7 @@ def test_face_stats_count_runs_and_reviews():
     assert s.approval_rate == pytest.approx(2 / 3)
     assert face_stats(face_ids=[unused.pk]) == {}
 
-    annotated = with_curator_columns(Face.objects.filter(pk=used.pk)).get()
+    annotated = with_face_usage(Face.objects.filter(pk=used.pk)).get()
     assert (annotated.usage_count, annotated.images_approved, annotated.images_rejected) == (
         2,
         2,
@@ -170,3 +159,9 @@ def test_curator_columns_show_gate_consent_and_duplicates():
     assert (rows[failing.pk].reference_count, rows[failing.pk].failing_references) == (2, 1)
     assert rows[failing.pk].consent_valid and rows[failing.pk].consent_until is None
     assert rows[failing.pk].duplicate_face_id == ready.pk
+    # a photo the gate is still checking has not failed: it is counted apart
+    FaceReferenceFactory(
+        face=failing, is_primary=False, gate_passed=False, gate_status="pending", gate_checks=[]
+    )
+    row = with_curator_columns(Face.objects.filter(pk=failing.pk)).get()
+    assert (row.reference_count, row.failing_references, row.checking_references) == (3, 1, 1)

@@ -22,8 +22,8 @@ from .factories import (
     ready_face,
 )
 
-pytestmark = pytest.mark.django_db
 A, D, R = Face.Status.ACTIVE, Face.Status.DRAFT, Face.Status.RETIRED
+pytestmark = pytest.mark.django_db
 
 
 def test_activate_a_ready_face_writes_an_event():

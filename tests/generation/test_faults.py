@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from config.queues import fetch_job
+from core.queues import fetch_job
 from generation.models import Asset, GenerationJob
 from generation.reconcile import job_state, reconcile
 from generation.services import shoot_start_generation

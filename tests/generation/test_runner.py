@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 
-from config.queues import get_redis
+from core.files import open_mask, open_rgb
+from core.queues import get_redis
 from generation.inference.composite import erode
 from generation.models import Asset, GenerationJob, GenerationRun
 from generation.services import (
@@ -17,11 +17,10 @@ from generation.services import (
     shoot_start_generation,
 )
 from generation.workers import read_model_stats
-from seller.imagefiles import open_mask, open_rgb
 from seller.models import Shoot, ShootStatus
 from seller.services import shoot_confirm_mask
-from seller.uploads import shoot_create
-from tests.factories import FaceFactory, SellerFactory
+from tests.factories import FaceFactory
+from tests.support.shoots import upload_shoot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,14 +32,8 @@ def confirmed_shoot(samples_dir: Path, settings, name: str = "street_0223.jpg") 
     """A real photo uploaded, analysed (in-process) and its mask confirmed."""
     mode = settings.QUEUE_MODE
     settings.QUEUE_MODE = "sync"
-    path = samples_dir / "persons" / name
-    shoot = shoot_create(
-        seller=SellerFactory(),
-        sku="SKU-G",
-        title="Floral dress",
-        category="dress",
-        scene="studio_white",
-        files=[SimpleUploadedFile(path.name, path.read_bytes())],
+    shoot = upload_shoot(
+        samples_dir / "persons" / name, sku="SKU-G", title="Floral dress", category="dress"
     )
     settings.QUEUE_MODE = mode
     shoot = shoot_confirm_mask(shoot=Shoot.objects.get(pk=shoot.pk))

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def samples_path() -> Path:
-    env = os.environ.get("STUDIO_SAMPLES_DIR")
-    return Path(env) if env else REPO.parent / "shared" / "samples"
+from tests.support.samples import samples_path
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from generation.inference.composite import as_bool_mask, changed_pixels_inside, 
 from generation.inference.diffusion import (
     DEFAULT_NEGATIVE_PROMPT,
     GenerationRequest,
+    GenerationResult,
     build_prompt,
     fit_dimensions,
     generate,
@@ -239,28 +241,22 @@ def test_sdxl_variant(tiny_sdxl: Path) -> None:
 
 
 def test_text_to_image_for_synthetic_faces(tiny_sd15: Path) -> None:
+    def portrait(**extra: Any) -> GenerationResult:
+        return text_to_image(
+            "portrait photo of a woman, studio light",
+            model_set_dir=tiny_sd15,
+            device="cpu",
+            width=64,
+            height=64,
+            seed=3,
+            steps=2,
+            **extra,
+        )
+
     steps: list[int] = []
-    result = text_to_image(
-        "portrait photo of a woman, studio light",
-        model_set_dir=tiny_sd15,
-        device="cpu",
-        width=64,
-        height=64,
-        seed=3,
-        steps=2,
-        progress=lambda i, n: steps.append(i),
-    )
+    result = portrait(progress=lambda i, n: steps.append(i))
     assert result.image.size == (64, 64) and steps == [1, 2]
-    again = text_to_image(
-        "portrait photo of a woman, studio light",
-        model_set_dir=tiny_sd15,
-        device="cpu",
-        width=64,
-        height=64,
-        seed=3,
-        steps=2,
-    )
-    assert np.array_equal(_pixels(result.image), _pixels(again.image))
+    assert np.array_equal(_pixels(result.image), _pixels(portrait().image))
 
 
 def test_cuda_oom_is_mapped(tiny_sd15: Path, monkeypatch: pytest.MonkeyPatch) -> None:

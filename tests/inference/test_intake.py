@@ -1,13 +1,12 @@
 """Safe image intake: every refused kind of file, and every accepted-and-normalised one.
 
-All inputs are built here in memory; nothing is downloaded.
+All inputs are built in memory (here and by the upload corpus of the security tests); nothing
+is downloaded.
 """
 
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -15,21 +14,7 @@ from PIL import Image, ImageCms
 
 from generation.inference.errors import InvalidImageError
 from generation.inference.intake import encode_jpeg, encode_png, load_upload, sniff_format
-
-
-def _encode(img: Image.Image, fmt: str, **kwargs) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format=fmt, **kwargs)
-    return buf.getvalue()
-
-
-def _photo(size: tuple[int, int] = (320, 240)) -> Image.Image:
-    """A smooth colour gradient: compresses like a photo, easy to check after decoding."""
-    w, h = size
-    x = np.linspace(0, 255, w, dtype=np.float32)[None, :].repeat(h, 0)
-    y = np.linspace(0, 255, h, dtype=np.float32)[:, None].repeat(w, 1)
-    rgb = np.stack([x, y, 255 - x], axis=-1).astype(np.uint8)
-    return Image.fromarray(rgb)
+from tests.security.corpus import encode, gradient, png_bomb
 
 
 def _refused(data: bytes, **kwargs) -> str:
@@ -40,26 +25,6 @@ def _refused(data: bytes, **kwargs) -> str:
     for raw in ("cannot identify", "PIL", "Traceback", "Error", "truncated"):
         assert raw not in message, message
     return message
-
-
-def _png_chunk(kind: bytes, payload: bytes) -> bytes:
-    crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
-
-
-def _png_bomb(side: int = 30000) -> bytes:
-    """A valid 1-bit greyscale PNG of side x side pixels, ~100 KB on disk (900 megapixels)."""
-    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
-    row = b"\x00" * (1 + (side + 7) // 8)  # filter byte + packed bits
-    comp = zlib.compressobj(9)
-    parts = [comp.compress(row * 1000) for _ in range(side // 1000)]
-    parts.append(comp.flush())
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", ihdr)
-        + _png_chunk(b"IDAT", b"".join(parts))
-        + _png_chunk(b"IEND", b"")
-    )
 
 
 # --- refused -------------------------------------------------------------------------------------
@@ -76,23 +41,23 @@ def test_random_bytes_are_refused():
 
 
 def test_truncated_jpeg_is_refused():
-    data = _encode(_photo((640, 480)), "JPEG", quality=90)
+    data = encode(gradient((640, 480)), "JPEG", quality=90)
     message = _refused(data[: len(data) // 2])
     assert "damaged or incomplete" in message
 
 
 def test_jpeg_cut_inside_its_header_is_refused():
-    data = _encode(_photo(), "JPEG")
+    data = encode(gradient(), "JPEG")
     assert "damaged or incomplete" in _refused(data[:40])
 
 
 def test_truncated_png_is_refused():
-    data = _encode(_photo((640, 480)), "PNG")
+    data = encode(gradient((640, 480)), "PNG")
     assert "damaged or incomplete" in _refused(data[: len(data) // 2])
 
 
 def test_png_decompression_bomb_is_refused_from_its_header():
-    bomb = _png_bomb()
+    bomb = png_bomb()
     assert len(bomb) < 1_000_000  # small on disk...
     message = _refused(bomb)  # ...but 900 megapixels once decoded
     assert message == "The image is 30000x30000 pixels; the limit is 40 megapixels."
@@ -100,12 +65,12 @@ def test_png_decompression_bomb_is_refused_from_its_header():
 
 def test_pillow_bomb_guard_is_the_second_line_of_defence():
     # with our own limit lifted, Pillow's DecompressionBombError must still become a clean refusal
-    message = _refused(_png_bomb(), max_pixels=10**12)
+    message = _refused(png_bomb(), max_pixels=10**12)
     assert "too many pixels" in message
 
 
 def test_oversize_file_is_refused():
-    data = _encode(_photo((1200, 900)), "PNG")
+    data = encode(gradient((1200, 900)), "PNG")
     message = _refused(data, max_bytes=len(data) - 1)
     assert message.startswith("The file is ") and "the limit is" in message
 
@@ -134,34 +99,34 @@ def test_html_named_jpg_is_refused():
 
 
 def test_gif_is_refused():
-    assert "GIF" in _refused(_encode(_photo(), "GIF"))
+    assert "GIF" in _refused(encode(gradient(), "GIF"))
 
 
 def test_animated_gif_is_refused():
-    frames = [_photo(), _photo().transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
-    data = _encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
+    frames = [gradient(), gradient().transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
     assert "GIF" in _refused(data)
 
 
 def test_animated_png_is_refused():
-    frames = [_photo(), _photo().transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
-    data = _encode(frames[0], "PNG", save_all=True, append_images=frames[1:], duration=100)
+    frames = [gradient(), gradient().transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+    data = encode(frames[0], "PNG", save_all=True, append_images=frames[1:], duration=100)
     assert "Animated" in _refused(data)
 
 
 def test_animated_webp_is_refused():
-    frames = [_photo(), _photo().transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
-    data = _encode(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=100)
+    frames = [gradient(), gradient().transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+    data = encode(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=100)
     assert "Animated" in _refused(data)
 
 
 def test_other_image_formats_are_refused():
     for fmt in ("BMP", "TIFF"):
-        assert _refused(_encode(_photo(), fmt)) == "This file is not a JPEG, PNG or WebP image."
+        assert _refused(encode(gradient(), fmt)) == "This file is not a JPEG, PNG or WebP image."
 
 
 def test_tiny_image_is_refused():
-    assert "at least" in _refused(_encode(_photo((8, 8)), "PNG"))
+    assert "at least" in _refused(encode(gradient((8, 8)), "PNG"))
 
 
 # --- accepted and normalised ---------------------------------------------------------------------
@@ -169,17 +134,17 @@ def test_tiny_image_is_refused():
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
 def test_accepted_formats(fmt):
-    result = load_upload(_encode(_photo(), fmt))
+    result = load_upload(encode(gradient(), fmt))
     assert result.original_format == fmt
     assert result.image.mode == "RGB"
     assert result.image.size == result.original_size == (320, 240)
     assert result.scale == 1.0
-    assert sniff_format(_encode(_photo(), fmt)) == fmt
+    assert sniff_format(encode(gradient(), fmt)) == fmt
 
 
 def test_cmyk_jpeg_becomes_rgb():
     cmyk = Image.new("CMYK", (200, 100), (0, 255, 255, 0))  # pure red in CMYK
-    result = load_upload(_encode(cmyk, "JPEG", quality=95))
+    result = load_upload(encode(cmyk, "JPEG", quality=95))
     assert result.image.mode == "RGB"
     r, g, b = np.asarray(result.image)[50, 100].tolist()
     assert r > 200 and g < 60 and b < 60
@@ -188,7 +153,7 @@ def test_cmyk_jpeg_becomes_rgb():
 def test_16_bit_png_is_scaled_not_clipped():
     ramp = np.linspace(0, 65535, 256, dtype=np.float64)[None, :].repeat(64, 0).astype(np.uint16)
     img = Image.fromarray(ramp)
-    result = load_upload(_encode(img, "PNG"))
+    result = load_upload(encode(img, "PNG"))
     arr = np.asarray(result.image)
     assert arr.dtype == np.uint8 and arr.shape == (64, 256, 3)
     assert arr[0, 0, 0] == 0 and arr[0, -1, 0] == 255
@@ -199,7 +164,7 @@ def test_palette_png_with_transparency_is_composited_on_white():
     img = Image.new("P", (100, 100), 0)
     img.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
     img.paste(1, (50, 0, 100, 100))  # right half: palette index 1 (blue)
-    data = _encode(img, "PNG", transparency=0)  # index 0 (the red left half) is transparent
+    data = encode(img, "PNG", transparency=0)  # index 0 (the red left half) is transparent
     arr = np.asarray(load_upload(data).image)
     assert arr[50, 10].tolist() == [255, 255, 255]
     assert arr[50, 90].tolist() == [0, 0, 255]
@@ -210,7 +175,7 @@ def test_rgba_is_composited_on_white():
     rgba[..., 0] = 255  # red
     rgba[:, :50, 3] = 0  # left half fully transparent
     rgba[:, 50:, 3] = 128  # right half half transparent
-    arr = np.asarray(load_upload(_encode(Image.fromarray(rgba), "PNG")).image)
+    arr = np.asarray(load_upload(encode(Image.fromarray(rgba), "PNG")).image)
     assert arr[10, 10].tolist() == [255, 255, 255]
     r, g, b = arr[10, 90].tolist()
     assert r == 255 and 120 <= g <= 135 and 120 <= b <= 135
@@ -218,9 +183,9 @@ def test_rgba_is_composited_on_white():
 
 def test_greyscale_and_la_become_rgb():
     grey = Image.new("L", (64, 64), 90)
-    assert np.asarray(load_upload(_encode(grey, "PNG")).image)[0, 0].tolist() == [90, 90, 90]
+    assert np.asarray(load_upload(encode(grey, "PNG")).image)[0, 0].tolist() == [90, 90, 90]
     la = Image.new("LA", (64, 64), (0, 0))
-    assert np.asarray(load_upload(_encode(la, "PNG")).image)[0, 0].tolist() == [255, 255, 255]
+    assert np.asarray(load_upload(encode(la, "PNG")).image)[0, 0].tolist() == [255, 255, 255]
 
 
 def test_exif_orientation_is_applied():
@@ -230,7 +195,7 @@ def test_exif_orientation_is_applied():
     arr[:, 100:] = (0, 0, 255)
     exif = Image.Exif()
     exif[0x0112] = 6
-    data = _encode(Image.fromarray(arr), "JPEG", quality=95, exif=exif.tobytes())
+    data = encode(Image.fromarray(arr), "JPEG", quality=95, exif=exif.tobytes())
     result = load_upload(data)
     assert result.image.size == (100, 200)  # now portrait
     assert result.original_size == (100, 200)
@@ -240,7 +205,7 @@ def test_exif_orientation_is_applied():
 
 
 def test_large_image_is_downscaled_to_max_side():
-    data = _encode(_photo((6000, 4000)), "JPEG", quality=80)  # 24 MP: allowed
+    data = encode(gradient((6000, 4000)), "JPEG", quality=80)  # 24 MP: allowed
     result = load_upload(data)
     assert result.original_size == (6000, 4000)
     assert result.image.size == (2048, 1365)
@@ -254,7 +219,7 @@ def test_metadata_is_stripped():
     exif[0x010F] = "SellerPhone"  # Make
     exif[0x0131] = "Secret Editor 1.0"  # Software
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    data = _encode(_photo(), "JPEG", exif=exif.tobytes(), icc_profile=icc, comment=b"gps here")
+    data = encode(gradient(), "JPEG", exif=exif.tobytes(), icc_profile=icc, comment=b"gps here")
     result = load_upload(data)
     assert result.image.info == {}
     for encoded in (encode_jpeg(result.image), encode_png(result.image)):
@@ -271,11 +236,11 @@ def test_png_text_chunks_are_stripped():
 
     meta = PngImagePlugin.PngInfo()
     meta.add_text("Author", "Jane Seller, 12 Private Street")
-    result = load_upload(_encode(_photo(), "PNG", pnginfo=meta))
+    result = load_upload(encode(gradient(), "PNG", pnginfo=meta))
     assert b"Private Street" not in encode_png(result.image)
 
 
 def test_encode_helpers_round_trip():
-    img = _photo()
+    img = gradient()
     assert Image.open(io.BytesIO(encode_png(img))).size == img.size
     assert Image.open(io.BytesIO(encode_jpeg(img, quality=80))).format == "JPEG"

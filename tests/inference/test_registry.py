@@ -174,7 +174,7 @@ def test_resolve_device() -> None:
 
 
 def test_catalogue_is_well_formed() -> None:
-    assert {"sd15", "sdxl", "svd", "faceswap"} <= set(CATALOGUE)
+    assert {"sd15", "sdxl", "svd"} <= set(CATALOGUE)
     for name, entry in CATALOGUE.items():
         assert entry.kind in KINDS, name
         local = [f.local_path for c in entry.components for f in c.files]
@@ -245,18 +245,18 @@ def _fake_catalogue(monkeypatch: pytest.MonkeyPatch, hub: _FakeHub) -> None:
     import huggingface_hub
 
     entry = registry.CatalogueEntry(
-        kind="faceswap",
+        kind="sd15",
         description="test",
         components=(
             registry.HubComponent(
-                name="inswapper",
-                repo="org/swapper",
+                name="base",
+                repo="org/model",
                 revision="main",
                 licence="non-commercial",
                 commercial_use=False,
                 dtype="fp32",
                 files=(
-                    registry.HubFile("inswapper_128.onnx", "inswapper_128.onnx"),
+                    registry.HubFile("weights.onnx", "weights.onnx"),
                     registry.HubFile("configs/info.json", "info.json"),
                 ),
             ),
@@ -270,14 +270,14 @@ def _fake_catalogue(monkeypatch: pytest.MonkeyPatch, hub: _FakeHub) -> None:
 def test_download_checks_hub_hashes_and_writes_the_manifest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    files = {"inswapper_128.onnx": b"\x08\x01" * 5000, "configs/info.json": b'{"a": 1}'}
-    hub = _FakeHub(files, lfs={"inswapper_128.onnx"})
+    files = {"weights.onnx": b"\x08\x01" * 5000, "configs/info.json": b'{"a": 1}'}
+    hub = _FakeHub(files, lfs={"weights.onnx"})
     _fake_catalogue(monkeypatch, hub)
     ms = download_model_set("mini", tmp_path)
-    assert ms.kind == "faceswap" and ms.components["inswapper"].source_revision == "f" * 40
+    assert ms.kind == "sd15" and ms.components["base"].source_revision == "f" * 40
     paths = {f.path: f for f in ms.files}
     assert paths["info.json"].source_path == "configs/info.json"
-    assert (tmp_path / "mini" / "inswapper_128.onnx").read_bytes() == files["inswapper_128.onnx"]
+    assert (tmp_path / "mini" / "weights.onnx").read_bytes() == files["weights.onnx"]
     assert not (tmp_path / "mini" / ".download").exists()
     reg = ModelRegistry(tmp_path)
     reg.verify_model_set("mini", full_hash=True)
@@ -292,10 +292,8 @@ def test_download_checks_hub_hashes_and_writes_the_manifest(
 def test_download_refuses_a_file_that_does_not_match_the_hub(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    files = {"inswapper_128.onnx": b"\x08\x01" * 5000, "configs/info.json": b'{"a": 1}'}
-    _fake_catalogue(
-        monkeypatch, _FakeHub(files, lfs={"inswapper_128.onnx"}, corrupt="inswapper_128.onnx")
-    )
+    files = {"weights.onnx": b"\x08\x01" * 5000, "configs/info.json": b'{"a": 1}'}
+    _fake_catalogue(monkeypatch, _FakeHub(files, lfs={"weights.onnx"}, corrupt="weights.onnx"))
     with pytest.raises(ModelChecksumError, match="Hub LFS sha256"):
         download_model_set("mini", tmp_path)
     assert not (tmp_path / "mini" / "manifest.json").exists()

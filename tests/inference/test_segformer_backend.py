@@ -31,12 +31,12 @@ from generation.inference.segmentation import (
     LoadedParser,
     ParsingLabels,
     SegformerBackend,
-    _detect_face,
-    _Preprocessing,
     available_backends,
     parsing_trimap,
     segment_garment,
 )
+from generation.inference.segmentation.context import _detect_face
+from generation.inference.segmentation.learned import _Preprocessing
 
 #: mattmdjaga/segformer_b2_clothes (ATR)
 ATR = [

@@ -17,7 +17,6 @@ from generation.inference.segmentation import (
     MaskHints,
     SegmentationResult,
     Stroke,
-    _detect_face,
     available_backends,
     canonical_category,
     feather,
@@ -25,6 +24,8 @@ from generation.inference.segmentation import (
     mask_to_png,
     segment_garment,
 )
+from generation.inference.segmentation.context import _detect_face
+from tests.support.samples import GROUPS, label_mask, parsing_labels
 
 PERSON_CATEGORY = {
     "runway_man": "top",
@@ -40,14 +41,6 @@ PERSON_CATEGORY = {
     "vitonhd_00035": "top",
     "vitonhd_01992": "top",
 }
-GROUPS = {
-    "dress": {"dress", "romper"},
-    "top": {
-        "blouse", "shirt", "t-shirt", "top", "sweater", "sweatshirt", "hoodie", "cardigan",
-        "jumper", "vest", "bodysuit",
-    },
-    "bottom": {"skirt", "pants", "jeans", "shorts", "leggings"},
-}  # fmt: skip
 #: (photo, category) -> IoU floor; measured IoU in brackets (bench/analysis.py, docs/analysis.md)
 IOU_FLOORS = {
     ("0014", "dress"): 0.80,  # 0.886
@@ -147,8 +140,7 @@ def test_iou_against_ground_truth_labels(samples_dir):
     scores = {}
     for (key, category), floor in IOU_FLOORS.items():
         image = _open(samples_dir / "parsing" / "images" / f"{key}.jpg")
-        labels = np.asarray(Image.open(samples_dir / "parsing" / "labels" / f"{key}.png"))
-        truth = np.isin(labels, [names.index(n) for n in GROUPS[category]])
+        truth = label_mask(parsing_labels(samples_dir, key), names, GROUPS[category])
         seg = segment_garment(image, category=category)
         scores[key, category] = _iou(seg.mask > 0, truth)
         assert scores[key, category] >= floor, (key, category, scores[key, category])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import imageio_ffmpeg
 import numpy as np
@@ -11,13 +12,25 @@ import pytest
 from PIL import Image
 
 from generation.inference.errors import GenerationCancelled, ModelMissingError
-from generation.inference.video import encode_mp4, generate_video, poster_frame, video_dimensions
+from generation.inference.video import (
+    VideoResult,
+    encode_mp4,
+    generate_video,
+    poster_frame,
+    video_dimensions,
+)
 from tests.inference.conftest_diffusion import *  # noqa: F403 - session fixtures
 
 
 def _still(size: tuple[int, int] = (64, 64)) -> Image.Image:
     rng = np.random.default_rng(0)
     return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+
+
+def _clip(model_set_dir: Path, **options: Any) -> VideoResult:
+    """A clip of ``_still()`` on CPU: two 64x64 frames in one step unless ``options`` say more."""
+    defaults: dict[str, Any] = dict(width=64, height=64, num_frames=2, steps=1)
+    return generate_video(_still(), model_set_dir=model_set_dir, device="cpu", **defaults | options)
 
 
 def _probe(path: Path) -> tuple[dict, int]:
@@ -42,16 +55,12 @@ def _boxes(data: bytes) -> list[str]:
 
 def test_generate_video_frames_mp4_and_poster(tiny_svd: Path, tmp_path: Path) -> None:
     steps: list[tuple[int, int]] = []
-    result = generate_video(
-        _still(),
-        model_set_dir=tiny_svd,
-        device="cpu",
+    result = _clip(
+        tiny_svd,
         num_frames=4,
         fps=6,
         seed=5,
         steps=2,
-        width=64,
-        height=64,
         decode_chunk_size=2,
         progress=lambda i, n: steps.append((i, n)),
     )
@@ -72,11 +81,8 @@ def test_generate_video_frames_mp4_and_poster(tiny_svd: Path, tmp_path: Path) ->
 
 
 def test_video_is_deterministic_for_a_seed(tiny_svd: Path) -> None:
-    kwargs = dict(
-        model_set_dir=tiny_svd, device="cpu", num_frames=2, steps=1, width=64, height=64, seed=9
-    )
-    a = generate_video(_still(), **kwargs)
-    b = generate_video(_still(), **kwargs)
+    a = _clip(tiny_svd, seed=9)
+    b = _clip(tiny_svd, seed=9)
     assert all(
         np.array_equal(np.asarray(x), np.asarray(y))
         for x, y in zip(a.frames, b.frames, strict=True)
@@ -86,14 +92,9 @@ def test_video_is_deterministic_for_a_seed(tiny_svd: Path) -> None:
 def test_video_cancellation(tiny_svd: Path) -> None:
     seen: list[int] = []
     with pytest.raises(GenerationCancelled):
-        generate_video(
-            _still(),
-            model_set_dir=tiny_svd,
-            device="cpu",
-            num_frames=2,
+        _clip(
+            tiny_svd,
             steps=3,
-            width=64,
-            height=64,
             progress=lambda i, n: seen.append(i),
             should_cancel=lambda: bool(seen),
         )

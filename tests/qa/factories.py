@@ -17,7 +17,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image
 
-from config.roles import QA_REVIEWERS
+from core.roles import QA_REVIEWERS
 from generation.models import Asset, GenerationJob, GenerationRun
 from seller.models import MaskVersion, Shoot, ShootPhoto, ShootStatus
 from tests.factories import UserFactory, shoot_in_status
@@ -49,7 +49,7 @@ def parsing_sample(samples_dir: Path, number: str) -> tuple[Image.Image, np.ndar
 
 def reviewer(**kwargs):
     """A staff user in qa_reviewers with the group's permissions."""
-    from config.roles import ensure_groups
+    from core.roles import ensure_groups
 
     ensure_groups()
     user = UserFactory(groups=[QA_REVIEWERS], is_staff=True, **kwargs)
@@ -120,6 +120,21 @@ def make_asset(
     Asset.objects.filter(pk=asset.pk).update(status=status)
     asset.refresh_from_db()
     return asset
+
+
+def checks_passed(*assets: Asset) -> None:
+    """Record passing automatic checks for each asset, as if the checks job had run and passed:
+    QA approval needs checks that ran and did not fail (or an override reason). Checks that a
+    sync-mode test already ran for real are marked passed too."""
+    from qa.models import AssetCheck, CheckName
+
+    for asset in assets:
+        AssetCheck.objects.update_or_create(
+            asset_id=asset.pk,
+            name=CheckName.RESOLUTION,
+            defaults={"score": 800, "min_value": 512, "passed": True},
+        )
+        AssetCheck.objects.filter(asset_id=asset.pk).update(passed=True, errored=False)
 
 
 def shoot_with_assets(

@@ -7,14 +7,19 @@ import pytest
 from django.urls import reverse
 from PIL import Image
 
-from generation.asset_services import asset_seller_approve, shoot_send_to_qa
 from generation.models import Asset
 from qa.models import AssetCheck, AssetRating, QAReview
 from qa.models import CheckName as C
-from qa.services import asset_rate
 from seller.models import Shoot, ShootStatus
+from seller.review import asset_rate, asset_seller_approve, shoot_send_to_qa
 from tests.factories import FaceFactory, UserFactory
-from tests.qa.factories import add_photo, reviewer, shoot_with_assets, staff_without_decide
+from tests.qa.factories import (
+    add_photo,
+    checks_passed,
+    reviewer,
+    shoot_with_assets,
+    staff_without_decide,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +32,8 @@ def review_url(review: QAReview) -> str:
 
 @pytest.fixture
 def queue():
-    """A shoot in QA with three image assets, a photo and a mask; one asset has checks."""
+    """A shoot in QA with three image assets, a photo and a mask: the first asset's garment check
+    failed, the second's passed, the third's checks have not run."""
     face = FaceFactory(code="F-QA1")
     image = Image.new("RGB", (600, 800), (120, 60, 30))
     shoot, assets = shoot_with_assets(3, image=image, face=face)
@@ -124,12 +130,12 @@ def test_media_view_streams_the_files(client, queue):
 
 
 def test_approve_on_the_review_page_moves_to_the_next_pending(client, queue):
-    _, (a, _b, _), (ra, rb, _) = queue
+    _, (_a, b, _), (ra, rb, _) = queue
     client.force_login(reviewer())
-    response = client.post(review_url(ra), {"decision": "approve"})
-    assert response.status_code == 302 and response["Location"] == review_url(rb)
-    assert _status(a) == Asset.Status.QA_APPROVED
-    assert QAReview.objects.get(pk=ra.pk).reviewer is not None
+    response = client.post(review_url(rb), {"decision": "approve"})
+    assert response.status_code == 302 and response["Location"] == review_url(ra)
+    assert _status(b) == Asset.Status.QA_APPROVED
+    assert QAReview.objects.get(pk=rb.pk).reviewer is not None
 
 
 def test_reject_needs_a_reason_and_records_it(client, queue):
@@ -147,6 +153,8 @@ def test_reject_needs_a_reason_and_records_it(client, queue):
 
 def test_bulk_approve_settles_the_shoot(client, queue):
     shoot, assets, reviews = queue
+    AssetCheck.objects.filter(asset=assets[0]).update(score=0.99, passed=True)
+    checks_passed(assets[2])
     client.force_login(reviewer())
     response = client.post(
         CHANGELIST,
@@ -174,6 +182,7 @@ def test_bulk_reject_uses_the_reason_from_the_action_bar(client, queue):
     )
     assert [_status(a) for a in assets[:2]] == [Asset.Status.QA_REJECTED] * 2
     assert QAReview.objects.get(pk=reviews[0].pk).reason_text == "Garment altered: logo moved"
+    checks_passed(assets[2])
     client.post(CHANGELIST, {"action": "approve_selected", "_selected_action": [reviews[2].pk]})
     assert Shoot.objects.get(pk=shoot.pk).status == ShootStatus.SELLER_REVIEW
 
@@ -224,7 +233,7 @@ def test_filter_by_seller_and_face(client, queue):
 def test_statistics_page(client, queue):
     shoot, assets, reviews = queue
     client.force_login(reviewer())
-    client.post(review_url(reviews[0]), {"decision": "approve"})
+    client.post(review_url(reviews[0]), {"decision": "approve", "override_reason": "fine by eye"})
     client.post(review_url(reviews[1]), {"decision": "reject", "reason": "hands"})
     asset_rate(asset=assets[0], actor=shoot.seller.user, stars=4)
     page = client.get(reverse("admin:qa_stats"))

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
-from config.queues import fetch_job, get_queue
+from core.queues import fetch_job, get_queue
 from facelibrary.models import FaceReference
-from generation.asset_services import asset_seller_approve
 from generation.inference import composite
 from generation.inference.qa_metrics import face_embedding
 from generation.models import Asset
@@ -17,6 +16,7 @@ from qa.models import AssetCheck
 from qa.models import CheckName as C
 from qa.services import checks_job_id, run_checks_for_asset, schedule_asset_checks
 from seller.models import ShootStatus
+from seller.review import asset_seller_approve
 from tests.conftest import wait_for
 from tests.factories import FaceFactory, shoot_in_status
 from tests.qa.factories import add_photo, make_asset, parsing_sample
@@ -132,6 +132,7 @@ def test_an_unreadable_asset_records_errors_instead_of_crashing(scene):
     found = _results(asset)
     assert set(found) == set(checks.IMAGE_NAMES)
     assert all(c.passed is None and c.flags == ["error"] for c in found.values())
+    assert all(c.errored and c.verdict == "error" for c in found.values())
 
 
 def test_a_shoot_without_mask_still_gets_the_other_checks(samples_dir):

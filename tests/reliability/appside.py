@@ -46,7 +46,7 @@ def last_json(result: subprocess.CompletedProcess):
 
 
 def create_seller(username: str, password: str) -> dict:
-    from config.roles import ensure_groups
+    from core.roles import ensure_groups
     from seller.accounts import seller_create
 
     ensure_groups()

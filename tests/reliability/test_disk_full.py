@@ -11,18 +11,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 
+from core import files as imagefiles
 from generation.models import Asset, GenerationJob
 from generation.services import shoot_retry_generation, shoot_start_generation
-from seller import analysis, imagefiles
+from seller import analysis
 from seller.models import MaskVersion, PhotoAnalysis, Shoot, ShootPhoto, ShootStatus
 from seller.services import shoot_retry_analysis
-from seller.uploads import UploadFailed, shoot_create
-from tests.factories import FaceFactory, SellerFactory
+from seller.uploads import UploadFailed
+from tests.factories import FaceFactory
 from tests.generation.test_runner import FAST, confirmed_shoot
 from tests.reliability.appside import django_query, media_consistency
 from tests.reliability.conftest import BALLAST_DIR
+from tests.support.shoots import upload_shoot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,14 +36,8 @@ def _pages(size: int) -> int:
 
 
 def _upload(samples_dir: Path) -> Shoot:
-    path = samples_dir / "persons" / PHOTO
-    return shoot_create(
-        seller=SellerFactory(),
-        sku="DISK-1",
-        title="Floral dress",
-        category="dress",
-        scene="studio_white",
-        files=[SimpleUploadedFile(path.name, path.read_bytes())],
+    return upload_shoot(
+        samples_dir / "persons" / PHOTO, sku="DISK-1", title="Floral dress", category="dress"
     )
 
 
@@ -84,13 +79,15 @@ def test_analysis_results_that_do_not_fit_fail_the_shoot_clearly_and_it_can_be_r
     assert len(uploaded) == 2
     small_media.fill(leave=leave)
     stored: list[str] = []
+    real_store = imagefiles.store
 
     def recording_store(*args, **kwargs) -> str:
-        name = imagefiles.store(*args, **kwargs)
+        name = real_store(*args, **kwargs)
         stored.append(name)
         return name
 
-    monkeypatch.setattr(analysis, "store", recording_store)
+    # every write of the job goes through core.files.store (StoredFiles.store calls it)
+    monkeypatch.setattr(imagefiles, "store", recording_store)
 
     analysis.run_analysis(shoot_id=shoot.pk, attempt=shoot.analysis_attempts)
 

@@ -44,6 +44,7 @@ from tests.reliability.servers import (
     start_gunicorn,
     start_worker,
 )
+from tests.support.http import sign_in
 
 pytestmark = pytest.mark.slow
 
@@ -155,15 +156,7 @@ def stack():
 
 
 def _login(client: httpx.Client) -> None:
-    client.get("/accounts/login/").raise_for_status()
-    response = client.post(
-        "/accounts/login/",
-        data={
-            "username": USER,
-            "password": PASSWORD,
-            "csrfmiddlewaretoken": client.cookies["csrftoken"],
-        },
-    )
+    response = sign_in(client, USER, PASSWORD)
     assert response.status_code == 302, response.text[:500]
     assert client.get("/").status_code == 200
 

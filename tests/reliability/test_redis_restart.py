@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 
-from config.queues import get_queue
+from core.queues import get_queue
 from generation.reconcile import reconcile
 from seller.models import Shoot, ShootStatus
-from seller.uploads import shoot_create
-from tests.factories import SellerFactory
+from tests.support.shoots import upload_shoot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _upload(samples_dir) -> Shoot:
-    path = samples_dir / "persons" / "shop_tank.jpg"
-    return shoot_create(
-        seller=SellerFactory(),
-        sku="R-1",
-        title="Tank",
-        category="top",
-        scene="studio_white",
-        files=[SimpleUploadedFile(path.name, path.read_bytes())],
+    return upload_shoot(
+        samples_dir / "persons" / "shop_tank.jpg", sku="R-1", title="Tank", category="top"
     )
 
 

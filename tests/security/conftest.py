@@ -13,7 +13,7 @@ from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from django.test import Client
 
-from config.ratelimit import KEY_PREFIX
+from core.ratelimit import KEY_PREFIX
 from seller.models import Seller
 from tests.factories import SellerFactory
 

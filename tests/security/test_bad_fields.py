@@ -57,15 +57,19 @@ def test_malformed_brush_strokes_are_refused_with_a_message(signed_in, strokes, 
     assert photo.masks.count() == 1  # no new mask version
 
 
-def test_infinite_coordinates_are_clamped_to_the_image(signed_in):
+def test_infinite_coordinates_are_clamped_to_the_image(
+    signed_in, settings, django_capture_on_commit_callbacks
+):
+    settings.QUEUE_MODE = "sync"  # the analysis worker applies the correction in this process
     shoot = analysed_shoot(signed_in.seller)
     photo = shoot.photos.get()
     photo.analyses.update(keypoints=None, pose_image="")
-    response = signed_in.post(
-        reverse("seller:mask_correct", args=[shoot.pk, photo.pk]),
-        {"include_strokes": "[[[Infinity, -1e999]]]", "brush_radius": 5},
-        **HTMX,
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = signed_in.post(
+            reverse("seller:mask_correct", args=[shoot.pk, photo.pk]),
+            {"include_strokes": "[[[Infinity, -1e999]]]", "brush_radius": 5},
+            **HTMX,
+        )
     assert response.status_code == 200 and photo.masks.count() == 2
 
 

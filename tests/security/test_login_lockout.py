@@ -1,4 +1,4 @@
-"""Brute force on sign-in: per-username and per-address lockout (config/ratelimit.py).
+"""Brute force on sign-in: per-username and per-address lockout (core/ratelimit.py).
 
 Through the real pages (/accounts/login/ and /admin/login/) with CSRF enforced, counters in the
 test Redis. Limits are the settings' defaults (5 per username, 20 per address, 15 minutes) unless
@@ -17,7 +17,7 @@ from django.contrib.auth import SESSION_KEY
 from django.core.cache import caches
 from django.test import Client, RequestFactory
 
-from config import ratelimit
+from core import ratelimit
 from tests.factories import SellerFactory, UserFactory
 from tests.security.conftest import csrf_client, csrf_token
 
@@ -254,7 +254,7 @@ def test_counters_fail_open_when_the_cache_is_down(monkeypatch, caplog):
 
     monkeypatch.setattr(ratelimit, "_cache", lambda: Down())
     limit = ratelimit.Rate(1, 60)
-    with caplog.at_level(logging.WARNING, logger="config.ratelimit"):
+    with caplog.at_level(logging.WARNING, logger="core.ratelimit"):
         assert ratelimit.hit("unit", "y", limit) == 0
         assert not ratelimit.is_limited("unit", "y", limit)
         ratelimit.reset("unit", "y")

@@ -1,7 +1,9 @@
 """Media exposure: stored files reach only their owner, through seller-scoped views.
 
-- /media/ (local storage) is served to staff only (admin previews, config/media.py), never to a
-  seller or a signed-out visitor (404), and never outside MEDIA_ROOT.
+- /media/ (local storage) is served to staff by role (admin previews, config/media.py: consent
+  documents to face curators, faces to curators and QA, shoot files to QA, everything to
+  superusers), never to a seller, a signed-out visitor or staff without the role (404), and
+  never outside MEDIA_ROOT.
 - Every file URL on the seller pages is a seller-scoped view: the owner gets it, a signed-out
   visitor is sent to sign in, another seller gets a 404 (test_isolation covers every such URL
   for another seller; here the URLs are the ones the pages really link to).
@@ -10,16 +12,26 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
+from django.apps import apps
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import models
 from django.test import Client
 from django.urls import resolve, reverse
 from django.urls.exceptions import Resolver404
 
+from config.media import MEDIA_ACCESS
+from core.roles import FACE_CURATORS, ensure_groups
 from facelibrary.models import FaceReference
 from generation.models import Asset
 from seller.models import Seller, Shoot
+from tests.facelibrary.factories import ConsentFactory, DraftFaceFactory, FaceReferenceFactory
 from tests.factories import SellerFactory, UserFactory
+from tests.qa.factories import reviewer
 from tests.seller.test_pages_builders import reviewed_shoot
 
 pytestmark = pytest.mark.django_db
@@ -58,6 +70,8 @@ def clients(owner: Seller) -> dict[str, Client]:
 
 
 # --- /media/: staff only, a 404 for everyone else -------------------------------------------
+# (the page builders store face references under "faces/", a folder the app does not use, so
+# only a superuser gets those; the role tests below store every kind where the app does)
 
 
 def test_media_is_served_to_staff_only(owner, shoot):
@@ -156,3 +170,159 @@ def test_another_seller_gets_404_for_every_linked_shoot_file(owner, shoot):
         # library face thumbnails are the same for every seller (active, consented faces)
         expected = 200 if view == "face_thumb" else 404
         assert response.status_code == expected, (url, response.status_code)
+
+
+# --- /media/ by role ----------------------------------------------------------------------------
+
+
+def stored(folder: str, ext: str, data: bytes = b"x") -> str:
+    return default_storage.save(f"{folder}/{uuid.uuid4().hex}.{ext}", ContentFile(data))
+
+
+@pytest.fixture
+def every_kind(shoot) -> dict[str, str]:
+    """One stored file of every kind, named as the app names it (upload_to / core.files.store)."""
+    face = DraftFaceFactory()
+    document = SimpleUploadedFile("Jane Doe release.pdf", b"%PDF-1.4 signed", "application/pdf")
+    consent = ConsentFactory(face=face, document=document)
+    reference = FaceReferenceFactory(
+        face=face,
+        image=stored("facelibrary/references", "png"),
+        thumbnail=stored("facelibrary/thumbnails", "jpg"),
+    )
+    photo = shoot.photos.get()
+    video = Asset.objects.get(job__run__shoot=shoot, kind=Asset.Kind.VIDEO)
+    image = Asset.objects.get(job__run__shoot=shoot, kind=Asset.Kind.IMAGE)
+    kinds = {
+        "consent document": consent.document.name,
+        "face reference": reference.image.name,
+        "face thumbnail": reference.thumbnail.name,
+        "generated image": image.file.name,
+        "video": video.file.name,
+        "video poster": video.poster.name,
+        "seller photo": photo.image.name,
+        "seller original": photo.original.name,
+        "garment mask": photo.masks.get().mask.name,
+        "pose image": photo.analyses.get().pose_image.name,
+        "unknown folder": stored("elsewhere", "png"),
+    }
+    assert kinds["consent document"].startswith("facelibrary/consents/")
+    return kinds
+
+
+FACES = {"face reference", "face thumbnail"}
+SHOOT_FILES = {"generated image", "video", "video poster", "seller photo", "garment mask"}
+#: role -> the kinds it gets; every other kind is a 404
+ROLES = {
+    "signed out": set(),
+    "seller (owner)": set(),
+    "staff, no permissions": set(),
+    "QA reviewer": FACES | SHOOT_FILES | {"pose image"},
+    "face curator": FACES | {"consent document"},
+    "superuser": "all",
+}
+
+
+def role_clients(owner: Seller) -> dict[str, Client]:
+    ensure_groups()
+    users = {
+        "seller (owner)": owner.user,
+        "staff, no permissions": UserFactory(is_staff=True),
+        "QA reviewer": reviewer(),
+        "face curator": UserFactory(is_staff=True, groups=[FACE_CURATORS]),
+        "superuser": UserFactory(is_staff=True, is_superuser=True),
+    }
+    out = {"signed out": Client()}
+    for role, user in users.items():
+        out[role] = Client()
+        out[role].force_login(user)
+    return out
+
+
+def fetch(client: Client, url: str) -> int:
+    response = client.get(url)
+    if response.status_code == 200:
+        assert b"".join(response.streaming_content)  # closes the file
+    return response.status_code
+
+
+def test_media_is_served_by_role(owner, every_kind):
+    everyone = role_clients(owner)
+    got = {}
+    for role, client in everyone.items():
+        got[role] = {k for k, name in every_kind.items() if fetch(client, f"/media/{name}") == 200}
+    expected = {role: set(every_kind) if kinds == "all" else kinds for role, kinds in ROLES.items()}
+    assert got == expected
+
+
+@pytest.mark.parametrize(
+    "trick",
+    [
+        "assets/../{name}",
+        "assets/%2e%2e/{name}",
+        "photos//../{name}",
+        "facelibrary/thumbnails/../../{name}",
+    ],
+)
+def test_a_folder_the_role_may_see_does_not_open_another_one(owner, every_kind, trick):
+    qa = role_clients(owner)["QA reviewer"]
+    url = "/media/" + trick.format(name=every_kind["consent document"])
+    assert fetch(qa, url) in (400, 404), url
+
+
+def test_every_file_field_folder_has_a_role():
+    """A new FileField (or a new folder) must be put in config.media.MEDIA_ACCESS: until then
+    only superusers get its files."""
+    folders = set()
+    for model in apps.get_models():
+        for field in model._meta.get_fields():
+            if not isinstance(field, models.FileField):
+                continue
+            upload_to = field.upload_to
+            if callable(upload_to):
+                name = upload_to(None, "x.pdf")
+            elif upload_to:
+                name = upload_to.split("%", 1)[0] + "x"
+            else:  # FaceReference: named by facelibrary.services (facelibrary/references, ...)
+                continue
+            folders.add((f"{model.__name__}.{field.name}", name))
+    assert len(folders) >= 8
+    for field, name in folders:
+        assert any(name.startswith(folder) for folder in MEDIA_ACCESS), (field, name)
+
+
+def admin_media_links(client: Client, pages: list[str]) -> set[str]:
+    """The /media/ links on admin pages, in the app's folders (the page builders store their
+    faces under "faces/", which the app never does)."""
+    links = set()
+    for page in pages:
+        response = client.get(page)
+        assert response.status_code == 200, page
+        for url in LINK.findall(response.content.decode()):
+            if url.startswith("/media/") and not url.startswith("/media/faces/"):
+                links.add(url)
+    return links
+
+
+def test_admin_previews_work_for_the_role_that_sees_the_page(owner, every_kind):
+    everyone = role_clients(owner)
+    face_pages = [
+        reverse("admin:facelibrary_face_changelist"),
+        reverse("admin:facelibrary_face_change", args=[FaceReference.objects.last().face_id]),
+        reverse("admin:facelibrary_facereference_changelist"),
+        reverse("admin:facelibrary_consent_changelist"),
+    ]
+    curator = everyone["face curator"]
+    links = admin_media_links(curator, face_pages)
+    linked = {name for name in every_kind.values() if f"/media/{name}" in links}
+    assert {every_kind["consent document"], every_kind["face thumbnail"]} <= linked, links
+    for url in links:
+        assert fetch(curator, url) == 200, url
+    admin = everyone["superuser"]
+    shoot_page = reverse("admin:seller_shoot_change", args=[Shoot.objects.get().pk])
+    links = admin_media_links(admin, [shoot_page])
+    assert f"/media/{every_kind['seller photo']}" in links
+    for url in links:
+        assert fetch(admin, url) == 200, url
+    # a QA reviewer may open the shoot page, but its photo inline is not shown to them
+    assert admin_media_links(everyone["QA reviewer"], [shoot_page]) == set()

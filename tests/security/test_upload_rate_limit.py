@@ -14,7 +14,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from config import ratelimit
+from core import ratelimit
 from seller.models import Shoot
 from tests.factories import SellerFactory
 from tests.security import corpus as c

@@ -10,16 +10,24 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
+from core.files import open_mask
+from core.transitions import TransitionNotAllowed
 from seller.analysis import NO_POSE_FLAG
-from seller.imagefiles import open_mask
 from seller.masks import (
     InvalidCorrection,
     mask_choose_version,
     mask_correct,
     shoot_use_standard_pose,
 )
-from seller.models import MaskVersion, PhotoAnalysis, Shoot, ShootPhoto, ShootStatus
-from seller.services import TransitionNotAllowed, shoot_confirm_mask
+from seller.models import (
+    MaskCorrection,
+    MaskVersion,
+    PhotoAnalysis,
+    Shoot,
+    ShootPhoto,
+    ShootStatus,
+)
+from seller.services import shoot_confirm_mask
 from seller.uploads import UploadRejected, shoot_create
 from tests.factories import SellerFactory
 
@@ -87,6 +95,13 @@ def test_photo_without_a_person_offers_a_standard_pose(samples_dir, sync_queue):
     assert shoot.status == ShootStatus.FACE_SELECTION
 
 
+def applied(correction: MaskCorrection) -> MaskVersion:
+    """The mask version the (sync mode) analysis worker made from a correction."""
+    correction.refresh_from_db()
+    assert correction.status == MaskCorrection.Status.DONE, correction.error
+    return correction.result
+
+
 def test_exclude_and_include_strokes_are_hard_constraints_and_versions_are_kept(
     samples_dir, sync_queue
 ):
@@ -97,13 +112,13 @@ def test_exclude_and_include_strokes_are_hard_constraints_and_versions_are_kept(
     cy, cx = int(np.median(ys)), int(np.median(xs))
     # Exclude a horizontal band through the middle of the garment.
     stroke = [[float(x), float(cy)] for x in range(int(xs.min()), int(xs.max()) + 1, 4)]
-    v2 = mask_correct(photo=photo, exclude_strokes=[stroke], brush_radius=6)
+    v2 = applied(mask_correct(photo=photo, exclude_strokes=[stroke], brush_radius=6))
     second = open_mask(v2.mask)
     assert v2.version == 2 and v2.is_chosen and v2.source == MaskVersion.Source.CORRECTED
     assert second[cy, cx] == 0
     assert second[cy - 3 : cy + 4, int(xs.min()) : int(xs.max())].max() == 0
     # Include a point in the background corner: it becomes garment.
-    v3 = mask_correct(photo=photo, include_strokes=[[[5.0, 5.0]]], brush_radius=4)
+    v3 = applied(mask_correct(photo=photo, include_strokes=[[[5.0, 5.0]]], brush_radius=4))
     third = open_mask(v3.mask)
     assert third[5, 5] == 255 and third[cy, cx] == 0  # the earlier exclusion is kept
     assert photo.masks.count() == 3

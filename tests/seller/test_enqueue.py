@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
-from config.queues import enqueue_now, fetch_job, get_queue
+from core.queues import enqueue_now, fetch_job, get_queue
 from seller.models import Shoot, ShootStatus
 from seller.services import shoot_start_analysis
 from tests.factories import shoot_in_status
@@ -30,7 +30,7 @@ def test_committed_transaction_enqueues_once_with_deterministic_id(redis_conn):
     assert shoot.analysis_job_id == job_id
     assert get_queue("analysis").job_ids == [job_id]
     job = fetch_job(job_id)
-    assert job.func_name == "generation.jobs.analyze_shoot"
+    assert job.func_name == "seller.jobs.analyze_shoot"
     assert job.args == (shoot.pk, 1)
 
 

@@ -11,8 +11,9 @@ import pytest
 from django.urls import reverse
 
 from generation.models import Asset, GenerationRun
+from qa.models import AssetRating
 from seller import urls as seller_urls
-from seller.models import ShootEvent, ShootStatus
+from seller.models import MaskCorrection, ShootEvent, ShootStatus
 from tests.factories import SellerFactory, UserFactory
 from tests.seller.test_pages_builders import reviewed_shoot
 
@@ -45,6 +46,7 @@ def object_urls(shoot) -> list[tuple[str, str, dict]]:
         ("post", "mask_confirm", s),
         ("post", "mask_correct", p),
         ("post", "mask_choose", p),
+        ("get", "mask_panel", p),
         ("get", "faces", s),
         ("post", "faces", s),
         ("post", "retry_generation", s),
@@ -55,6 +57,7 @@ def object_urls(shoot) -> list[tuple[str, str, dict]]:
         ("get", "asset", a),
         ("post", "asset_approve", a),
         ("post", "asset_reject", a),
+        ("post", "asset_rate", a),
         ("get", "photo_file", p | {"variant": "image"}),
         ("get", "photo_file", p | {"variant": "thumb"}),
         ("get", "photo_file", p | {"variant": "original"}),
@@ -72,6 +75,7 @@ POST_DATA = {
     "variants": 1,
     "scene": "studio_white",
     "reason": "not mine",
+    "stars": 1,
     "include_strokes": "[[[1, 1]]]",
     "brush_radius": 3,
 }
@@ -98,6 +102,8 @@ def snapshot(shoot) -> tuple:
         GenerationRun.objects.filter(shoot=shoot).count(),
         sorted(Asset.objects.filter(job__run__shoot=shoot).values_list("status", flat=True)),
         list(shoot.photos.get().masks.values_list("pk", "is_chosen")),
+        AssetRating.objects.filter(asset__job__run__shoot=shoot).count(),
+        MaskCorrection.objects.filter(photo__shoot=shoot).count(),
     )
 
 

@@ -465,6 +465,54 @@ def test_gallery_filters_by_library_attributes(seller_client, seller):
     assert "Skin tone (Monk scale)" in full and "Monk 3" in full and "East Asia" in full
 
 
+def test_gallery_filters_are_labelled_and_include_hair_colour(seller_client, seller):
+    from facelibrary.models import Face
+
+    shoot = analysed_shoot(seller, status=S.FACE_SELECTION)
+    dark, fair = active_faces(2)
+    Face.objects.filter(pk=dark.pk).update(hair_color="black")
+    Face.objects.filter(pk=fair.pk).update(hair_color="blonde")
+    url = reverse("seller:faces", args=[shoot.pk])
+    full = html(seller_client.get(url))
+    for name in ("gender_presentation", "age_band", "skin_tone", "region", "expression", "hair"):
+        assert f'<label for="id_{name}">' in full and f'name="{name}"' in full
+    assert '<label for="id_hair_color">Hair colour</label>' in full
+    assert "Black hair" in full and "Blonde hair" in full  # on the face cards
+    page = html(seller_client.get(url, {"hair_color": "blonde"}, **HTMX))
+    assert f'id="face-{fair.pk}"' in page and f'id="face-{dark.pk}"' not in page
+    # a hand-edited URL with an unknown value still applies the filters that are valid
+    page = html(seller_client.get(url, {"hair_color": "blonde", "age_band": "nonsense"}, **HTMX))
+    assert f'id="face-{fair.pk}"' in page and f'id="face-{dark.pk}"' not in page
+
+
+def test_gallery_says_when_nothing_matches(seller_client, seller):
+    shoot = analysed_shoot(seller, status=S.FACE_SELECTION)
+    active_faces(2)
+    url = reverse("seller:faces", args=[shoot.pk])
+    page = html(seller_client.get(url, {"skin_tone": "10"}, **HTMX))
+    assert "No face matches these filters." in page and 'name="faces"' not in page
+
+
+def test_more_faces_keep_the_filters_with_and_without_javascript(
+    seller_client, seller, monkeypatch
+):
+    monkeypatch.setattr("seller.views.FACES_PER_PAGE", 1)
+    shoot = analysed_shoot(seller, status=S.FACE_SELECTION)
+    first, _, third = active_faces(3)  # the first and third are feminine
+    url = reverse("seller:faces", args=[shoot.pk])
+    page = html(seller_client.get(url, {"gender_presentation": "feminine"}))
+    more = "?gender_presentation=feminine&amp;page=2"
+    assert f'<a class="btn" href="{more}" hx-get="{more}"' in page  # a link: works without JS
+    assert f'id="face-{first.pk}"' in page and f'id="face-{third.pk}"' not in page
+    # without JavaScript the link loads the page of the next faces, filters kept
+    second_page = html(seller_client.get(url, {"gender_presentation": "feminine", "page": 2}))
+    assert f'id="face-{third.pk}"' in second_page and f'id="face-{first.pk}"' not in second_page
+    assert "Show more faces" not in second_page
+    # with htmx it appends the next cards only
+    cards = html(seller_client.get(url, {"gender_presentation": "feminine", "page": 2}, **HTMX))
+    assert cards.lstrip().startswith('<li class="face-card">') and f'id="face-{third.pk}"' in cards
+
+
 def test_face_thumbnails_are_served_for_selectable_faces_only(seller_client, seller):
     from facelibrary.models import Face
 
@@ -615,6 +663,95 @@ def test_qa_scores_are_shown_when_present(seller_client, seller):
     )
     page = html(seller_client.get(reverse("seller:results", args=[shoot.pk])))
     assert "Sharpness 0.81" in page and "score--pass" in page
+
+
+def _qa_returned(shoot, asset, *, reason="hands", comment="Six fingers on the left hand"):
+    """QA rejected ``asset`` in the shoot's first QA round, which went back to the seller."""
+    from qa.models import QAReview, QASubmission
+
+    submission = QASubmission.objects.create(shoot=shoot, number=1, outcome="returned")
+    Asset.objects.filter(pk=asset.pk).update(status=Asset.Status.QA_REJECTED)
+    return QAReview.objects.create(
+        asset=asset, submission=submission, decision="rejected", reason=reason, comment=comment
+    )
+
+
+def test_results_list_what_qa_sent_back_and_why(seller_client, seller):
+    shoot = reviewed_shoot(seller, faces=1, variants=2)
+    rejected, kept = Asset.objects.filter(job__run__shoot=shoot).order_by("pk")
+    _qa_returned(shoot, rejected)
+    page = html(seller_client.get(reverse("seller:results", args=[shoot.pk])))
+    assert "QA sent back 1 photo" in page
+    returns = page.split('aria-labelledby="qa-returns-h"', 1)[1].split("</section>", 1)[0]
+    assert f'data-qa-rejection="{rejected.pk}"' in returns
+    assert f'data-qa-rejection="{kept.pk}"' not in returns
+    assert "<strong>Hands</strong> · Six fingers on the left hand" in returns
+    assert reverse("seller:asset", args=[shoot.pk, rejected.pk]) in returns
+
+
+def test_results_without_qa_rejections_have_no_returns_section(seller_client, seller):
+    shoot = reviewed_shoot(seller, faces=1, variants=1)
+    page = html(seller_client.get(reverse("seller:results", args=[shoot.pk])))
+    assert "QA sent back" not in page
+
+
+# --- rating a result -----------------------------------------------------------------------------
+
+
+def test_rating_a_result_stores_it_and_the_page_shows_it(seller_client, seller):
+    from qa.models import AssetRating
+
+    shoot = reviewed_shoot(seller, faces=1, variants=1)
+    asset = Asset.objects.get(job__run__shoot=shoot)
+    url = reverse("seller:asset", args=[shoot.pk, asset.pk])
+    rate = reverse("seller:asset_rate", args=[shoot.pk, asset.pk])
+    page = html(seller_client.get(url))
+    assert "Not rated yet" in page and f'action="{rate}"' in page
+    assert 'name="csrfmiddlewaretoken"' in page and f'hx-post="{rate}"' in page
+    for stars in range(1, 6):  # every choice has its own label
+        assert f'<label for="stars-{asset.pk}-{stars}">' in page
+
+    response = seller_client.post(rate, {"stars": "4", "comment": " Great drape "})
+    assert response.status_code == 302 and response["Location"] == url
+    rating = AssetRating.objects.get(asset=asset)
+    assert (rating.rated_by, rating.stars, rating.comment) == (seller.user, 4, "Great drape")
+    page = html(seller_client.get(url))
+    assert 'data-rating="4"' in page and "You rated this 4 of 5" in page
+    assert f'id="stars-{asset.pk}-4" required checked' in page
+
+    # changing it over htmx swaps the rating card; still one rating per seller and asset
+    card = seller_client.post(rate, {"stars": "2"}, **HTMX)
+    assert card.status_code == 200
+    assert html(card).lstrip().startswith('<section class="card asset-rating" id="asset-rating"')
+    assert "You rated this 2 of 5" in html(card)
+    assert list(AssetRating.objects.values_list("stars", flat=True)) == [2]
+
+
+@pytest.mark.parametrize("stars", ["0", "6", "four", ""])
+def test_invalid_stars_give_a_clear_error(seller_client, seller, stars):
+    from qa.models import AssetRating
+
+    shoot = reviewed_shoot(seller, faces=1, variants=1)
+    asset = Asset.objects.get(job__run__shoot=shoot)
+    rate = reverse("seller:asset_rate", args=[shoot.pk, asset.pk])
+    page = html(seller_client.post(rate, {"stars": stars}, follow=True))
+    assert "Rate from 1 to 5 stars." in page and "Not rated yet" in page
+    card = seller_client.post(rate, {"stars": stars}, **HTMX)
+    assert card.status_code == 422 and 'role="alert"' in html(card)
+    assert "Rate from 1 to 5 stars." in html(card)
+    assert not AssetRating.objects.exists()
+
+
+def test_another_seller_cannot_rate_a_result(client_for, seller):
+    from qa.models import AssetRating
+
+    shoot = reviewed_shoot(seller, faces=1, variants=1)
+    asset = Asset.objects.get(job__run__shoot=shoot)
+    intruder = client_for(SellerFactory())
+    rate = reverse("seller:asset_rate", args=[shoot.pk, asset.pk])
+    assert intruder.post(rate, {"stars": "1"}).status_code == 404
+    assert intruder.post(rate, {"stars": "1"}, **HTMX).status_code == 404
+    assert not AssetRating.objects.exists()
 
 
 def test_strokes_json_must_be_a_list(seller_client, seller):

@@ -1,7 +1,8 @@
 """Builders for seller page tests: shoots at every stage with real image files in storage.
 
-Shared by test_pages*.py, test_isolation.py, the browser tests and bench/pages.py. They write
-rows directly (test set-up only); the code under test changes state through services.
+Shared by test_pages*.py, test_isolation.py, test_web_imports.py, the browser tests,
+bench/pages.py and bench/web_rss.py. They write rows directly (test set-up only); the code under
+test changes state through services.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import zlib
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
 from django.utils import timezone
 from PIL import Image, ImageDraw, ImageOps
 
@@ -23,7 +25,6 @@ from seller.models import (
     PhotoAnalysis,
     Seller,
     Shoot,
-    ShootEvent,
     ShootPhoto,
     ShootStatus,
 )
@@ -125,7 +126,7 @@ def add_mask(
 
 def place(shoot: Shoot, status: str, *, note: str = "") -> Shoot:
     """Put the shoot in ``status`` with a matching timeline event (set-up only)."""
-    ShootEvent.objects.create(shoot=shoot, from_status=shoot.status, to_status=status, note=note)
+    shoot.events.create(from_status=shoot.status, to_status=status, note=note)
     Shoot.objects.filter(pk=shoot.pk).update(status=status, status_changed_at=timezone.now())
     shoot.refresh_from_db()
     return shoot
@@ -175,7 +176,7 @@ def active_faces(n: int, *, portraits: list[bytes] | None = None) -> list[Face]:
     faces = []
     for index in range(n):
         look = FACE_LOOKS[index % len(FACE_LOOKS)]
-        face = FaceFactory(status=Face.Status.ACTIVE, **_valid_look(look))
+        face = FaceFactory(status=Face.Status.ACTIVE, consent=False, **_valid_look(look))
         Consent.objects.create(face=face, licence_terms="Test release.")
         portrait = portraits[index % len(portraits)] if portraits else None
         thumb = portrait or image_bytes((96, 96), (120 + 20 * index, 90, 140))
@@ -271,3 +272,22 @@ def reviewed_shoot(
         if video:
             add_asset(job, kind="video")
     return place(shoot, S.SELLER_REVIEW, note="images generated")
+
+
+def seller_page_urls(
+    *, mask_shoot: Shoot, photo: ShootPhoto, face_shoot: Shoot, review: Shoot, asset: Asset
+) -> dict[str, str]:
+    """The seller's main pages by name: the dashboard, the new-shoot form, a shoot in mask review
+    (``mask_shoot``, with its ``photo``), its mask editor, mask and photo files, the face page of
+    ``face_shoot``, the results of ``review`` and the large view of one of its ``asset``s."""
+    return {
+        "dashboard": reverse("seller:dashboard"),
+        "new shoot": reverse("seller:shoot_new"),
+        "shoot": reverse("seller:shoot", args=[mask_shoot.pk]),
+        "mask editor": reverse("seller:mask_review", args=[mask_shoot.pk]),
+        "mask file": reverse("seller:mask_file", args=[mask_shoot.pk, photo.masks.get().pk]),
+        "photo file": reverse("seller:photo_file", args=[mask_shoot.pk, photo.pk, "image"]),
+        "faces": reverse("seller:faces", args=[face_shoot.pk]),
+        "results": reverse("seller:results", args=[review.pk]),
+        "asset": reverse("seller:asset", args=[review.pk, asset.pk]),
+    }

@@ -1,4 +1,7 @@
-"""The shoot state machine: every transition allowed and refused, CAS, audit trail."""
+"""The shoot state machine: CAS, attempt guards, the audit trail of a whole path.
+
+The table itself (every move allowed and refused) is tested in tests/test_state_machines.py.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +11,11 @@ import threading
 import pytest
 from django.db import connection, transaction
 
+from core.transitions import TransitionConflict
 from seller.models import Shoot, ShootEvent, ShootStatus
 from seller.services import (
+    SHOOTS,
     TRANSITIONS,
-    TransitionConflict,
-    TransitionNotAllowed,
-    allowed_actions,
     shoot_confirm_mask,
     shoot_fail_analysis,
     shoot_finish_analysis,
@@ -24,47 +26,12 @@ from tests.factories import UserFactory, shoot_in_status
 
 pytestmark = pytest.mark.django_db
 
-ALLOWED = [
-    (action, source) for action, rule in TRANSITIONS.items() for source in sorted(rule.sources)
-]
-REFUSED = [
-    (action, status)
-    for action, rule in TRANSITIONS.items()
-    for status in ShootStatus.values
-    if status not in rule.sources
-]
-
-
-@pytest.mark.parametrize(("action", "source"), ALLOWED)
-def test_allowed_transition_changes_status_and_writes_event(action, source):
-    shoot = shoot_in_status(source)
-    actor = UserFactory()
-    shoot = transition(shoot, action, actor=actor, note="why")
-    assert shoot.status == TRANSITIONS[action].target
-    event = ShootEvent.objects.get(shoot=shoot)
-    assert (event.from_status, event.to_status, event.actor, event.note) == (
-        source,
-        TRANSITIONS[action].target,
-        actor,
-        "why",
-    )
-
-
-@pytest.mark.parametrize(("action", "status"), REFUSED)
-def test_refused_transition_changes_nothing(action, status):
-    shoot = shoot_in_status(status)
-    with pytest.raises(TransitionNotAllowed):
-        transition(shoot, action)
-    shoot.refresh_from_db()
-    assert shoot.status == status
-    assert not ShootEvent.objects.filter(shoot=shoot).exists()
-
 
 def test_every_status_is_reachable_and_every_non_final_status_has_a_way_out():
-    targets = {rule.target for rule in TRANSITIONS.values()}
-    assert set(ShootStatus.values) - targets == {ShootStatus.UPLOADED}
-    for status in set(ShootStatus.values) - {ShootStatus.PUBLISHED}:
-        assert allowed_actions(status), status
+    statuses = set(ShootStatus.values)
+    assert statuses - {rule.target for rule in TRANSITIONS.values()} == {"uploaded"}
+    for status in statuses - {"published"}:
+        assert SHOOTS.allowed_actions(status), status
 
 
 def test_stale_caller_gets_conflict_not_overwrite():

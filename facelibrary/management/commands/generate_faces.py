@@ -61,12 +61,9 @@ class Command(BaseCommand):
                 count=count,
                 attributes=attributes,
                 model_set=model_set,
-                size=options["size"],
-                steps=options["steps"],
-                seed=options["seed"],
-                keep_rejected=options["keep_rejected"],
-                activate=options["activate"],
                 progress=progress,
+                # these options are named after the generate_synthetic arguments they set
+                **{k: options[k] for k in ("size", "steps", "seed", "keep_rejected", "activate")},
             )
         except InferenceError as exc:
             raise CommandError(str(exc)) from exc

@@ -28,7 +28,7 @@ class Command(BaseCommand):
             raise CommandError("Workers need REDIS_URL; without it jobs run in-process.")
         from rq.worker import Worker
 
-        from config.queues import get_queue, get_redis
+        from core.queues import get_queue, get_redis
         from generation.workers import ModelKeepingWorker
 
         worker_class = ModelKeepingWorker if queue in MODEL_QUEUES else Worker

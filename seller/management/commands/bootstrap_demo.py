@@ -7,7 +7,7 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from config.roles import ensure_groups
+from core.roles import ensure_groups
 from seller.accounts import seller_create
 
 

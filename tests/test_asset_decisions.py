@@ -1,4 +1,8 @@
-"""Asset status services: seller review, QA decisions settling the shoot, publication. CAS."""
+"""Asset decisions: the seller's review, QA decisions settling the shoot, publication. CAS.
+
+The asset state machine itself (its table, one ``AssetEvent`` per move) is tested in
+``tests/generation/test_asset_status.py``.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +13,16 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 
 from catalog.models import CatalogClient, CatalogEvent, EventType, Publication, WebhookDelivery
-from generation.asset_services import (
-    NotAQAReviewer,
-    asset_publish,
-    asset_qa_approve,
-    asset_qa_reject,
-    asset_seller_approve,
-    asset_seller_reject,
-    shoot_send_to_qa,
-)
+from catalog.services import asset_publish
+from core.transitions import TransitionConflict, TransitionNotAllowed
 from generation.models import Asset
 from qa.models import QAReview, QASubmission, RejectionReason
 from qa.selectors import rejections_for_shoot
+from qa.services import NotAQAReviewer, asset_qa_approve, asset_qa_reject
 from seller.models import Shoot, ShootEvent, ShootStatus
-from seller.services import TransitionConflict, TransitionNotAllowed
+from seller.review import asset_seller_approve, asset_seller_reject, shoot_send_to_qa
 from tests.factories import UserFactory
-from tests.qa.factories import reviewer, shoot_with_assets
+from tests.qa.factories import checks_passed, reviewer, shoot_with_assets
 
 pytestmark = pytest.mark.django_db
 A = Asset.Status
@@ -36,6 +34,7 @@ def _in_qa(n=2):
     for asset in assets:
         asset_seller_approve(asset=asset, actor=shoot.seller.user)
     shoot = shoot_send_to_qa(shoot=shoot, actor=shoot.seller.user)
+    checks_passed(*assets)
     return shoot, [Asset.objects.get(pk=a.pk) for a in assets]
 
 
@@ -155,6 +154,7 @@ def test_second_round_after_a_return_can_approve_the_shoot():
     asset_seller_approve(asset=c, actor=shoot.seller.user)
     shoot = shoot_send_to_qa(shoot=Shoot.objects.get(pk=shoot.pk), actor=shoot.seller.user)
     assert QASubmission.objects.get(shoot=shoot, number=2).reviews.get().asset_id == c.pk
+    checks_passed(c)
     asset_qa_approve(asset=c, reviewer=qa)
     shoot.refresh_from_db()
     assert shoot.status == S.APPROVED

@@ -26,6 +26,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 log = logging.getLogger(__name__)
@@ -155,3 +156,22 @@ def _thread_runner(queue_name: str) -> _ThreadRunner:
 
 def thread_job_pending(job_id: str) -> bool:
     return any(runner.is_pending(job_id) for runner in _runners.values())
+
+
+def renew_attempt(row, *, attempts: str, queued_at: str, **still) -> bool:
+    """Give ``row`` a new attempt of its job (the reconciler, after its job was lost).
+
+    A compare-and-swap on the attempt counter the caller saw (and ``still``, e.g. that the row
+    is still pending): if a worker finished the job meanwhile, or another reconciler got there
+    first, nothing changes and it returns False. On success the row is refreshed, so the caller
+    can enqueue under the new job id.
+    """
+    current = getattr(row, attempts)
+    renewed = (
+        type(row)
+        .objects.filter(pk=row.pk, **{attempts: current}, **still)
+        .update(**{attempts: current + 1, queued_at: timezone.now()})
+    )
+    if renewed:
+        row.refresh_from_db()
+    return bool(renewed)
